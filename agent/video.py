@@ -1,0 +1,353 @@
+"""The video layer (decord lives here and nowhere else): probe, sample frames, segment into clips.
+
+Memory stays flat on any video length: only the sampled frame indices are decoded, a batch at a
+time, at a size capped by `Context.decode_max_side`. Timestamps are the reader's, not idx / fps.
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from agent.context import Context
+from agent.errors import VideoError
+from agent.state import Clip, VideoInfo
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+_HASH_CHUNK = 1 << 20
+# Thumbnail long side used for shot detection when no caller needs full frames.
+_SHOT_DETECT_SIDE = 160
+
+_FIX_HINT = (
+    "Check that it is a video file (mp4, mkv, avi, mov, webm) and that it was copied completely; "
+    "re-encoding often repairs it: `ffmpeg -i INPUT -c:v libx264 -pix_fmt yuv420p OUTPUT.mp4`."
+)
+
+
+@dataclass
+class FrameBatch:
+    """Decoded RGB frames (N, H, W, 3 uint8) with their frame indices and reader timestamps."""
+
+    frames: np.ndarray
+    frame_indices: np.ndarray
+    timestamps_s: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame_indices)
+
+
+def is_image(path: str | os.PathLike) -> bool:
+    """True for still-image files (by suffix); those go through `read_image`, not decord."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An RGB uint8 array from a still image. Pillow, because OpenCV rejects some valid PNGs."""
+    path = _existing_file(path)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise VideoError(
+            f"Cannot read '{path}' as an image ({error}). Use a PNG, JPEG, BMP or WebP file."
+        ) from None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Content hash of a file, read in 1 MiB chunks (no whole-file read)."""
+    stat = os.stat(path)
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
+    """Duration, fps, frame count, size and content hash of a video; VideoError if unusable."""
+    ctx = ctx or Context.from_env()
+    path = _existing_file(path)
+    width, height = _native_size(path)
+    if width * height > ctx.max_frame_pixels:
+        raise VideoError(
+            f"'{path}' is {width}x{height}, above the cap of {ctx.max_frame_pixels:,} pixels per "
+            "frame. Downscale it (`ffmpeg -i INPUT -vf scale=1920:-2 OUTPUT.mp4`) or raise "
+            "BEHAVIOR_AGENT_MAX_FRAME_PIXELS."
+        )
+    reader = _open_reader(path, max_side=_SHOT_DETECT_SIDE)
+    frame_count = len(reader)
+    # The last frame is decoded too: a truncated file opens fine and fails only at its end.
+    _decode(reader, [frame_count - 1], path)
+    timestamps = reader.get_frame_timestamp([frame_count - 1])
+    duration_s = float(timestamps[0][1])
+    if duration_s > ctx.max_duration_s:
+        raise VideoError(
+            f"'{path}' lasts {duration_s / 3600:.1f} h, above the cap of "
+            f"{ctx.max_duration_s / 3600:.1f} h. Split it or raise BEHAVIOR_AGENT_MAX_DURATION_S."
+        )
+    return VideoInfo(
+        path=str(path),
+        duration_s=duration_s,
+        fps=float(reader.get_avg_fps()),
+        frame_count=frame_count,
+        width=int(width),
+        height=int(height),
+        sha256=sha256_file(path),
+    )
+
+
+def frame_start_times(path: str | os.PathLike) -> np.ndarray:
+    """Start time (s) of every frame, from the reader's presentation timestamps."""
+    reader = _open_reader(_existing_file(path), max_side=_SHOT_DETECT_SIDE)
+    return _start_times(reader)
+
+
+def sample_indices(
+    start_times_s: np.ndarray,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    *,
+    fps: float | None = None,
+    num_frames: int | None = None,
+) -> np.ndarray:
+    """Frame indices to decode for `[start_s, end_s)`: at `fps`, or `num_frames` uniformly.
+
+    Each target time maps to the frame on screen at that time (the last frame starting at or
+    before it), so the returned frames' own timestamps are what callers report.
+    """
+    if (fps is None) == (num_frames is None):
+        raise ValueError("give exactly one of fps or num_frames")
+    if len(start_times_s) == 0:
+        return np.zeros(0, dtype=np.int64)
+    end_s = float(start_times_s[-1]) + 1e-6 if end_s is None else end_s
+    start_s = max(0.0, start_s)
+    if end_s <= start_s:
+        return np.zeros(0, dtype=np.int64)
+    if fps is not None:
+        targets = np.arange(start_s, end_s, 1.0 / fps)
+    else:
+        step = (end_s - start_s) / num_frames
+        targets = start_s + step * (np.arange(num_frames) + 0.5)
+    indices = np.searchsorted(start_times_s, targets + 1e-6, side="right") - 1
+    indices = np.clip(indices, 0, len(start_times_s) - 1)
+    return np.unique(indices)
+
+
+def iter_frames(
+    path: str | os.PathLike,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    *,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    ctx: Context | None = None,
+    max_side: int | None = None,
+) -> Iterator[FrameBatch]:
+    """Sampled frames of `[start_s, end_s)` in batches of `ctx.decode_batch`, in time order."""
+    ctx = ctx or Context.from_env()
+    path = _existing_file(path)
+    reader = _open_reader(path, max_side=max_side or ctx.decode_max_side)
+    starts = _start_times(reader)
+    indices = sample_indices(starts, start_s, end_s, fps=fps, num_frames=num_frames)
+    for offset in range(0, len(indices), ctx.decode_batch):
+        chunk = indices[offset : offset + ctx.decode_batch]
+        yield FrameBatch(_decode(reader, chunk.tolist(), path), chunk, starts[chunk])
+
+
+def sample_frames(
+    path: str | os.PathLike,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    *,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    max_frames: int | None = None,
+    ctx: Context | None = None,
+) -> FrameBatch:
+    """All sampled frames of one span in one batch, thinned uniformly to at most `max_frames`."""
+    ctx = ctx or Context.from_env()
+    path = _existing_file(path)
+    reader = _open_reader(path, max_side=ctx.decode_max_side)
+    starts = _start_times(reader)
+    indices = sample_indices(starts, start_s, end_s, fps=fps, num_frames=num_frames)
+    if max_frames is not None and len(indices) > max_frames:
+        log.info("thinning %d sampled frames to the cap of %d", len(indices), max_frames)
+        keep = np.linspace(0, len(indices) - 1, max_frames).round().astype(int)
+        indices = indices[np.unique(keep)]
+    if len(indices) == 0:
+        raise VideoError(
+            f"No frames of '{path}' fall in {start_s:.2f}–{end_s} s (the video lasts "
+            f"{float(starts[-1]):.2f} s). Ask about a span inside the video."
+        )
+    return FrameBatch(_decode(reader, indices.tolist(), path), indices, starts[indices])
+
+
+def segment(
+    path: str | os.PathLike,
+    ctx: Context | None = None,
+    on_frames: Callable[[FrameBatch], None] | None = None,
+) -> list[Clip]:
+    """Clips covering the whole video: fixed windows inside shots, so no clip straddles a cut.
+
+    Frames are sampled once at `ctx.sample_fps`; `on_frames` receives each decoded batch, so a
+    caller that also needs those frames (perception) gets them from the same single pass.
+    """
+    ctx = ctx or Context.from_env()
+    info = probe(path, ctx)
+    max_side = ctx.decode_max_side if on_frames else _SHOT_DETECT_SIDE
+    cut_times: list[float] = []
+    previous: np.ndarray | None = None
+    for batch in iter_frames(path, fps=ctx.sample_fps, ctx=ctx, max_side=max_side):
+        if on_frames is not None:
+            on_frames(batch)
+        for frame, time_s in zip(batch.frames, batch.timestamps_s, strict=True):
+            histogram = colour_histogram(frame)
+            if (
+                previous is not None
+                and histogram_distance(previous, histogram) > ctx.shot_threshold
+            ):
+                cut_times.append(float(time_s))
+            previous = histogram
+    return windows_between_cuts(cut_times, info.duration_s, ctx)
+
+
+def colour_histogram(frame: np.ndarray) -> np.ndarray:
+    """Normalised hue-saturation histogram of a frame (robust to motion, sensitive to cuts)."""
+    small = cv2.resize(frame, (64, 36), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256])
+    return histogram.ravel() / max(histogram.sum(), 1.0)
+
+
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Total-variation distance in [0, 1] between two normalised histograms."""
+    return 0.5 * float(np.abs(a - b).sum())
+
+
+def windows_between_cuts(cut_times: list[float], duration_s: float, ctx: Context) -> list[Clip]:
+    """Split each shot into windows of `clip_length_s` (with `clip_overlap_s`).
+
+    A last window shorter than `min_clip_s` is merged into the window before it in the same
+    shot; a shot shorter than that stays a clip of its own (it is a shot).
+    """
+    bounds = [0.0, *sorted(t for t in cut_times if 0.0 < t < duration_s), duration_s]
+    stride = ctx.clip_length_s - ctx.clip_overlap_s
+    clips: list[Clip] = []
+    for shot_index, (shot_start, shot_end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        spans: list[list[float]] = []
+        start = shot_start
+        while start < shot_end - 1e-6:
+            spans.append([start, min(start + ctx.clip_length_s, shot_end)])
+            if spans[-1][1] >= shot_end:
+                break
+            start += stride
+        if len(spans) > 1 and spans[-1][1] - spans[-1][0] < ctx.min_clip_s:
+            spans.pop()
+            spans[-1][1] = shot_end
+        for start_s, end_s in spans:
+            clips.append(
+                Clip(
+                    clip_id=len(clips),
+                    start_s=round(start_s, 3),
+                    end_s=round(end_s, 3),
+                    shot_index=shot_index,
+                )
+            )
+    return clips
+
+
+# --- decord, privately ------------------------------------------------------------------
+
+
+def _existing_file(path: str | os.PathLike) -> Path:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise VideoError(f"No such file: '{path}'. Check the path (and that the drive is mounted).")
+    if not path.is_file():
+        raise VideoError(f"'{path}' is a folder, not a file. Give the path of one video file.")
+    if path.stat().st_size == 0:
+        raise VideoError(f"'{path}' is empty (0 bytes). {_FIX_HINT}")
+    return path
+
+
+def _open_reader(path: Path, max_side: int | None):
+    import decord  # imported here so that importing this module stays cheap
+
+    width = height = -1
+    if max_side is not None:
+        full = _native_size(path)
+        scale = min(1.0, max_side / max(full))
+        if scale < 1.0:
+            width = max(2, int(round(full[0] * scale / 2)) * 2)
+            height = max(2, int(round(full[1] * scale / 2)) * 2)
+    decord.logging.set_level(decord.logging.QUIET)
+    try:
+        with _native_stderr_silenced():
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height)
+    except (RuntimeError, AssertionError, decord.DECORDError) as error:
+        reason = (
+            "it has no video frames" if isinstance(error, AssertionError) else "no video stream"
+        )
+        raise VideoError(f"Cannot read '{path}' as a video ({reason}). {_FIX_HINT}") from None
+    if len(reader) == 0:
+        raise VideoError(f"'{path}' has no video frames. {_FIX_HINT}")
+    return reader
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what decord's C++ logger writes to fd 2 on a bad file; our error says it better."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _native_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the stream; decord exposes it only through a decoded frame."""
+    return _native_size_cached(path.resolve(), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _native_size_cached(path: Path, mtime_ns: int) -> tuple[int, int]:
+    reader = _open_reader(path, max_side=None)
+    height, width = _decode(reader, [0], path).shape[1:3]
+    return int(width), int(height)
+
+
+def _start_times(reader) -> np.ndarray:
+    return reader.get_frame_timestamp(list(range(len(reader))))[:, 0].astype(np.float64)
+
+
+def _decode(reader, indices: list[int], path: Path) -> np.ndarray:
+    import decord
+
+    try:
+        return reader.get_batch(indices).asnumpy()
+    except (RuntimeError, decord.DECORDError) as error:
+        first = indices[0] if indices else "?"
+        raise VideoError(
+            f"'{path}' is corrupt or truncated: frame {first} cannot be decoded "
+            f"({str(error).splitlines()[-1][:120]}). {_FIX_HINT}"
+        ) from None
