@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -249,7 +250,7 @@ def windows_between_cuts(cut_times: list[float], duration_s: float, ctx: Context
     bounds = [0.0, *sorted(t for t in cut_times if 0.0 < t < duration_s), duration_s]
     stride = ctx.clip_length_s - ctx.clip_overlap_s
     clips: list[Clip] = []
-    for shot_index, (shot_start, shot_end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for shot_index, (shot_start, shot_end) in enumerate(pairwise(bounds)):
         spans: list[list[float]] = []
         start = shot_start
         while start < shot_end - 1e-6:
@@ -262,12 +263,7 @@ def windows_between_cuts(cut_times: list[float], duration_s: float, ctx: Context
             spans[-1][1] = shot_end
         for start_s, end_s in spans:
             clips.append(
-                Clip(
-                    clip_id=len(clips),
-                    start_s=round(start_s, 3),
-                    end_s=round(end_s, 3),
-                    shot_index=shot_index,
-                )
+                Clip(clip_id=len(clips), start_s=start_s, end_s=end_s, shot_index=shot_index)
             )
     return clips
 
