@@ -48,6 +48,11 @@ class Context:
     decode_max_side: int = 1280
     # Frames decoded per batch; bounds memory on any video length.
     decode_batch: int = 16
+
+    # --- perception -------------------------------------------------------------------
+    # Track several people on wide static-camera scenes (moving-person boxes from background
+    # subtraction, linked over time) besides the main person's landmarks; false = off.
+    track_people: bool = True
     # Refuse videos above these caps (raise them if your machine can take it).
     max_frame_pixels: int = 7680 * 4320
     max_duration_s: float = 12 * 3600.0
@@ -80,10 +85,30 @@ class Context:
     approximate_index_above: int = 200_000
     # Steps the agent may take (retrieve/inspect/verify loops) before it must answer.
     max_agent_steps: int = 4
+    # Clips the agent looks at closer (VLM at inspect_fps) per retrieval pass.
+    inspect_clips: int = 3
+    # Frames per second at which the agent re-perceives the moment around an onset ("when does
+    # he start smiling?"), so the start is known to 0.1 s rather than to 1 / sample_fps.
+    refine_fps: float = 10.0
 
     # --- web app --------------------------------------------------------------------------
     max_upload_mb: int = 2048
     max_concurrent_jobs: int = 1
+
+    # --- reports --------------------------------------------------------------------------
+    # Detections of one label closer than this gap (seconds) form one event in a report.
+    report_merge_gap_s: float = 1.0
+    # An emotion episode at or above this confidence is listed as a notable (strong) onset.
+    report_strong_confidence: float = 0.7
+    # Key frames rendered per report (most notable events first); bounds time on long videos.
+    report_max_key_frames: int = 60
+    # Segments that get a model-written narrative when a VLM is loaded.
+    report_max_narratives: int = 24
+
+    # --- evaluation -----------------------------------------------------------------------
+    # Folder that relative paths in benchmark task files resolve against (empty = the folder
+    # of the task file); the same as `behavior-agent eval --data-root`.
+    eval_data_root: str = ""
 
     @classmethod
     def from_env(cls, **overrides: typing.Any) -> "Context":

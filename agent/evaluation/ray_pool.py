@@ -1,0 +1,72 @@
+"""Ray execution of evaluation items: one actor per worker, each holding its own model.
+
+The driver (the `eval` command) keeps the cache, scoring and outputs; actors only predict, with
+the same `build_predictor` and `predict_item` as the local pool, so results are identical.
+`ray.init()` joins the cluster named by RAY_ADDRESS, or starts a local Ray.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from agent.context import Context
+from agent.errors import ConfigError
+from agent.evaluation.annotations import Item
+
+# Items sent to an actor per call: amortises scheduling, and bounds the work a lost node redoes.
+CHUNK_ITEMS = 4
+
+
+class EvalWorker:
+    """A Ray actor's state: the predictor (model) built once, then items predicted in chunks."""
+
+    def __init__(self, factory, backend: str, ctx: Context, task) -> None:
+        self.predictor = factory(backend, ctx)
+        self.task = task
+
+    def predict(self, items: list[Item]) -> list[dict[str, Any]]:
+        from agent.evaluation.runner import predict_item
+
+        return [predict_item(self.predictor, self.task, item) for item in items]
+
+
+def predict_with_ray(
+    items: list[Item],
+    task,
+    backend: str,
+    ctx: Context,
+    workers: int,
+    factory,
+    gpus_per_worker: float | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Records of `items` in completion order, from `workers` Ray actors."""
+    ray = _import_ray()
+    from ray.util import ActorPool
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if backend == "videollama3" and _has_gpus(ray) else 0.0
+    actor = ray.remote(num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=2)(EvalWorker)
+    actors = [actor.remote(factory, backend, ctx, task) for _ in range(max(1, workers))]
+    chunks = [items[i : i + CHUNK_ITEMS] for i in range(0, len(items), CHUNK_ITEMS)]
+    pool = ActorPool(actors)
+    try:
+        for records in pool.map_unordered(lambda a, chunk: a.predict.remote(chunk), chunks):
+            yield from records
+    finally:
+        for handle in actors:
+            ray.kill(handle)
+
+
+def _has_gpus(ray) -> bool:
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--ray needs Ray: install it with `pip install 'behavior-agent[cluster]'` (ray>=2.30)."
+        ) from None
+    return ray

@@ -1,0 +1,319 @@
+"""Runs a benchmark task: items through a worker pool (one model per worker), resumable.
+
+Each finished item is appended to a cache file in OUT/cache at once, so an interrupted run
+(Ctrl-C, a crash, a killed job) loses at most the items in flight and a rerun with the same
+settings does only what is missing. The results are metrics.json, predictions.jsonl,
+summary.md, confusion_matrix.png (classification) and run.json (settings and provenance).
+"""
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.context import Context
+from agent.errors import ConfigError
+from agent.evaluation import metrics as m
+from agent.evaluation.annotations import Item
+from agent.evaluation.predictors import Predictor, build_predictor
+from agent.evaluation.provenance import provenance
+from agent.evaluation.reporting import write_outputs
+from agent.evaluation.tasks import Task
+from agent.timefmt import format_clock
+
+log = logging.getLogger(__name__)
+
+PredictorFactory = Callable[[str, Context], Predictor]
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a run did: the metrics, and how many items it predicted now, reused, or lost."""
+
+    metrics: dict[str, Any]
+    out_dir: Path
+    ran: int = 0
+    cached: int = 0
+    failed: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ResultCache:
+    """Append-only JSONL of finished items, keyed by item; one file per settings fingerprint."""
+
+    def __init__(self, folder: Path, fingerprint: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{fingerprint}.jsonl"
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # the last line of a run killed while writing
+                    self.records[record["key"]] = record
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.records[record["key"]] = record
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def resolve_backend(task: Task, ctx: Context, backend: str | None) -> tuple[str, Context]:
+    """The backend name (command line > task file > context) and the run's Context."""
+    ctx = ctx.replace(**task.spec.backend.settings)
+    name = backend or task.spec.backend.name or ctx.backend
+    return name, ctx.replace(backend=name)
+
+
+def run_task(
+    task: Task,
+    out_dir: Path,
+    *,
+    ctx: Context | None = None,
+    backend: str | None = None,
+    limit: int | None = None,
+    workers: int = 1,
+    predictor_factory: PredictorFactory = build_predictor,
+    progress: Progress | None = None,
+    use_ray: bool = False,
+) -> RunResult:
+    """Predicts every item not yet cached, then scores all of them and writes the results."""
+    started = time.time()
+    progress = progress or _stderr
+    out_dir = Path(out_dir)
+    backend_name, ctx = resolve_backend(task, ctx or Context.from_env(), backend)
+    items = task.items()
+    task.scored_labels = task.labels(items) if task.type == "classification" else []
+    if limit is not None:
+        items = items[: max(0, limit)]
+    cache = ResultCache(out_dir / "cache", fingerprint(task, backend_name, ctx))
+    todo = [item for item in items if item.key() not in cache]
+    progress(
+        f"[eval {task.name}] {len(items)} items, {len(items) - len(todo)} cached, "
+        f"{len(todo)} to run on {backend_name} with {max(1, workers)} "
+        f"{'Ray actor' if use_ray else 'worker'}(s)"
+    )
+    failures: dict[str, dict[str, Any]] = {}
+    ticker = _Ticker(task.name, len(todo), progress)
+    if use_ray:
+        from agent.evaluation.ray_pool import predict_with_ray
+
+        records_in = predict_with_ray(todo, task, backend_name, ctx, workers, predictor_factory)
+    else:
+        records_in = _predict_all(todo, task, backend_name, ctx, workers, predictor_factory)
+    for record in records_in:
+        if record.get("error"):
+            failures[record["key"]] = record
+            progress(f"[eval {task.name}] item failed: {record['source']}: {record['error']}")
+        else:
+            cache.add(record)
+        ticker.tick(failed=len(failures))
+    records = [failures.get(item.key()) or cache.records[item.key()] for item in items]
+    scores = score(task, records)
+    run_info = provenance(task, backend_name, ctx, workers=workers, limit=limit)
+    run_info.update(
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        elapsed_s=round(time.time() - started, 2),
+        items_run=len(todo) - len(failures),
+        items_cached=len(items) - len(todo),
+        cache_file=str(cache.path),
+    )
+    scores.update(
+        backend=backend_name, model_id=run_info["model_id"], git_commit=run_info["git_commit"]
+    )
+    write_outputs(out_dir, task, scores, records, run_info)
+    progress(f"[eval {task.name}] done: {json.dumps(_headline(scores))} -> {out_dir}")
+    return RunResult(
+        scores, out_dir, len(todo) - len(failures), len(items) - len(todo), len(failures), records
+    )
+
+
+def score(task: Task, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json contents: task, n, unparsed (count and rate), failed, and the metrics."""
+    gold = [r["gold"] for r in records]
+    predictions = [None if r.get("error") else r["prediction"] for r in records]
+    failed = sum(bool(r.get("error")) for r in records)
+    unparsed = sum(r["prediction"] is None for r in records if not r.get("error"))
+    result: dict[str, Any] = {
+        "task": task.name,
+        "type": task.type,
+        "n": len(records),
+        "unparsed": unparsed,
+        "unparsed_rate": unparsed / len(records) if records else 0.0,
+        "failed": failed,
+    }
+    if task.type == "classification":
+        labels = task.scored_labels
+        scores = m.classification_metrics(gold, predictions, labels)
+        result.update({k: v for k, v in scores.items() if k in task.metrics})
+        result["per_class_recall"] = m.per_class_recall(gold, predictions, labels)
+        if "confusion_matrix" in task.metrics:
+            matrix, columns = m.confusion_matrix(gold, predictions, labels)
+            result["confusion_matrix"] = {"rows": labels, "columns": columns, "matrix": matrix}
+    elif task.type == "grounding":
+        scores = m.grounding_metrics(gold, predictions)
+        result.update({k: v for k, v in scores.items() if k in task.metrics})
+    else:
+        result.update(m.mcq_metrics(gold, predictions))
+    return result
+
+
+def fingerprint(task: Task, backend: str, ctx: Context) -> str:
+    """Hash of everything that changes a prediction: task spec, backend and model settings."""
+    settings = ctx.as_dict()
+    for volatile in ("home", "eval_data_root", "max_concurrent_jobs", "max_upload_mb"):
+        settings.pop(volatile, None)
+    payload = {
+        "task": task.spec.model_dump(mode="json", exclude={"description", "metrics"}),
+        "backend": backend,
+        "settings": settings,
+        "labels": task.scored_labels,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+# --- execution --------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _predict_all(items, task, backend, ctx, workers, factory):
+    """Yields one record per item, in completion order, from this process or a pool."""
+    if not items:
+        return
+    if workers <= 1:
+        predictor = factory(backend, ctx)
+        try:
+            for item in items:
+                yield predict_item(predictor, task, item)
+        finally:
+            if hasattr(predictor, "close"):
+                predictor.close()
+        return
+    yield from _predict_in_pool(items, task, backend, ctx, workers, factory)
+
+
+def _predict_in_pool(items, task, backend, ctx, workers, factory):
+    # spawn, not fork: torch and mediapipe hold threads that a forked child would inherit dead.
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(factory, backend, ctx, task),
+    )
+    pending = set()
+    queue = iter(items)
+    try:
+        # Keep at most 2 items per worker in flight, so an interrupt loses little work.
+        for item in queue:
+            pending.add(pool.submit(_predict_in_worker, item))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                next_item = next(queue, None)
+                if next_item is not None:
+                    pending.add(pool.submit(_predict_in_worker, next_item))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_worker(factory: PredictorFactory, backend: str, ctx: Context, task: Task) -> None:
+    """Runs once in each worker process: builds its own model."""
+    _WORKER["predictor"] = factory(backend, ctx)
+    _WORKER["task"] = task
+
+
+def _predict_in_worker(item: Item) -> dict[str, Any]:
+    return predict_item(_WORKER["predictor"], _WORKER["task"], item)
+
+
+def predict_item(predictor: Predictor, task: Task, item: Item) -> dict[str, Any]:
+    """One record for predictions.jsonl; a failing item becomes a record with `error`."""
+    started = time.perf_counter()
+    record: dict[str, Any] = {
+        "key": item.key(),
+        "media": item.media,
+        "source": item.source,
+        "start_s": item.start_s,
+        "end_s": item.end_s,
+        "gold": task.gold(item),
+    }
+    if item.query is not None:
+        record["query"] = item.query
+    if item.options:
+        record["options"] = item.options
+    try:
+        prediction = predictor.predict(task, item)
+    except ConfigError:
+        raise  # a setting that cannot work for any item: stop, with the fix in the message
+    except Exception as error:  # noqa: BLE001 - one bad item must not stop a benchmark
+        log.debug("item %s failed", item.source, exc_info=True)
+        record.update(prediction=None, raw="", score=None, error=_describe(error))
+    else:
+        record.update(
+            prediction=prediction.value,
+            raw=prediction.raw,
+            score=prediction.score,
+            details=prediction.details,
+            error=None,
+        )
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return (
+        text
+        if not isinstance(error, (OSError, RuntimeError, ValueError))
+        else (f"{type(error).__name__}: {text}")
+    )
+
+
+class _Ticker:
+    """Progress lines on stderr: done/total, rate and time left, at most every 2 seconds."""
+
+    def __init__(self, name: str, total: int, progress: Progress) -> None:
+        self.name, self.total, self.progress = name, total, progress
+        self.done, self.started, self.last = 0, time.perf_counter(), 0.0
+
+    def tick(self, failed: int) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if now - self.last < 2.0 and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.started, 1e-9)
+        left_s = (self.total - self.done) / rate if rate > 0 else 0.0
+        self.progress(
+            f"[eval {self.name}] {self.done}/{self.total} ({failed} failed) "
+            f"{rate:.2f} items/s, {format_clock(left_s)} left"
+        )
+
+
+def _headline(scores: dict[str, Any]) -> dict[str, Any]:
+    skip = {"per_class_recall", "confusion_matrix", "task", "type", "model_id", "git_commit"}
+    return {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items() if k not in skip
+    }
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

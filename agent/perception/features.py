@@ -1,0 +1,539 @@
+"""Per-frame features from landmarks: hand shape, hand-face relations, head pose, AUs, body.
+
+Everything here is a measurement (angles in degrees, distances in units of a body part's own
+size) and pure numpy, so it is unit-tested on constructed landmark sets. What counts as a sign,
+an emotion or a posture is decided by the rules in `rules.py`, from knowledge-base parameters.
+Coordinates are made isotropic first: mediapipe normalises x by width and y by height.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from agent.perception.landmarks import FrameLandmarks, Hand, Person, points_box
+
+FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+# Landmark ids of each finger's chain, base to tip (mediapipe hand model).
+FINGER_CHAINS = {
+    "thumb": (1, 2, 3, 4),
+    "index": (5, 6, 7, 8),
+    "middle": (9, 10, 11, 12),
+    "ring": (13, 14, 15, 16),
+    "pinky": (17, 18, 19, 20),
+}
+WRIST, MIDDLE_MCP = 0, 9
+
+# Face mesh ids (refined mesh, 478 points) used by the proxies below.
+FACE = {
+    "eye_outer_l": 33,
+    "eye_inner_l": 133,
+    "eye_outer_r": 263,
+    "eye_inner_r": 362,
+    "lid_top_l": 159,
+    "lid_bottom_l": 145,
+    "lid_top_r": 386,
+    "lid_bottom_r": 374,
+    "brow_inner_l": 55,
+    "brow_inner_r": 285,
+    "brow_outer_l": 46,
+    "brow_outer_r": 276,
+    "mouth_l": 61,
+    "mouth_r": 291,
+    "lip_top_outer": 0,
+    "lip_top_inner": 13,
+    "lip_bottom_inner": 14,
+    "lip_bottom_outer": 17,
+    "nose_tip": 1,
+    "nose_base": 2,
+    "chin": 152,
+    "forehead": 10,
+    "cheek_l": 234,
+    "cheek_r": 454,
+    "iris_l": 468,
+    "iris_r": 473,
+}
+
+# Pose ids (mediapipe pose, 33 points).
+POSE = {
+    "nose": 0,
+    "ear_l": 7,
+    "ear_r": 8,
+    "mouth_l": 9,
+    "mouth_r": 10,
+    "shoulder_l": 11,
+    "shoulder_r": 12,
+    "elbow_l": 13,
+    "elbow_r": 14,
+    "wrist_l": 15,
+    "wrist_r": 16,
+    "hip_l": 23,
+    "hip_r": 24,
+    "knee_l": 25,
+    "knee_r": 26,
+    "ankle_l": 27,
+    "ankle_r": 28,
+}
+VISIBLE = 0.5
+# Share of the face box a hand must cover before the face counts as occluded.
+OCCLUDED = 0.15
+_CALIBRATION = Path(__file__).with_name("au_calibration.yaml")
+
+
+@dataclass
+class HandFeatures:
+    """Shape and place of one hand in one frame."""
+
+    side: str
+    box: list[float]
+    # 0 (curled) .. 1 (straight) per finger.
+    extension: dict[str, float]
+    # Pointing angle of each finger from image-up, degrees in [0, 180] (0 = up, 180 = down).
+    direction_deg: dict[str, float]
+    # Angle between index and pinky (fan of the hand) and between index and middle.
+    spread_deg: float
+    index_middle_deg: float
+    # Thumb tip to index tip, in palm lengths (wrist to middle-finger base).
+    thumb_index_gap: float
+    # Direction of the knuckle row (index base to pinky base) from image-up: ~90 when the palm
+    # or the back of the hand faces the camera upright, ~0 or ~180 when the hand is sideways
+    # (a thumbs-up seen from the front has its knuckles stacked, pinky lowest: ~180).
+    knuckle_line_deg: float
+    wrist_xy: tuple[float, float]
+    palm_size: float
+    # Distances from the hand to face regions in face widths (absent without a face).
+    to_face: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FrameFeatures:
+    """The small per-frame summary a PerceptionSession keeps (no landmarks, no pixels)."""
+
+    time_s: float
+    person_box: list[float] | None = None
+    face_box: list[float] | None = None
+    hands: list[HandFeatures] = field(default_factory=list)
+    # Raw (not yet baseline-normalised) action-unit geometry, see `face_geometry`.
+    face_raw: dict[str, float] = field(default_factory=dict)
+    head: dict[str, float] = field(default_factory=dict)
+    body: dict[str, float] = field(default_factory=dict)
+    motion_energy: float | None = None
+
+
+# --- geometry helpers ---------------------------------------------------------------------
+
+
+def isotropic(points: np.ndarray, aspect: float) -> np.ndarray:
+    """x, y (and z) in the same unit (frame heights): x and z scaled by width / height."""
+    out = np.array(points[:, :3], dtype=np.float64)
+    out[:, 0] *= aspect
+    out[:, 2] *= aspect
+    return out
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Unsigned angle between two vectors, degrees."""
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if denom < 1e-12:
+        return 0.0
+    return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / denom, -1.0, 1.0))))
+
+
+def direction_from_up(vector_xy: np.ndarray) -> float:
+    """Angle of an image-plane vector from straight up (y grows downwards), degrees 0..180."""
+    return angle_deg(np.asarray(vector_xy[:2], dtype=np.float64), np.array([0.0, -1.0]))
+
+
+def _dist(points: np.ndarray, a: int, b: int) -> float:
+    return float(np.linalg.norm(points[a] - points[b]))
+
+
+# --- hands ----------------------------------------------------------------------------------
+
+
+def finger_bend_deg(points: np.ndarray, finger: str) -> float:
+    """Total bend along a finger's joints (0 = straight; a closed fist bends ~200-270)."""
+    chain = (WRIST, *FINGER_CHAINS[finger]) if finger != "thumb" else FINGER_CHAINS[finger]
+    total = 0.0
+    for a, b, c in zip(chain, chain[1:], chain[2:], strict=False):
+        total += angle_deg(points[b] - points[a], points[c] - points[b])
+    return total
+
+
+def finger_extension(points: np.ndarray, finger: str) -> float:
+    """0 (curled) .. 1 (straight) from joint bend and from how far the tip reaches.
+
+    Both are needed: a finger pointing at the camera looks short but is straight, and a
+    curled finger seen side-on can look straight in 2-D but its tip stays near the palm.
+    """
+    palm = max(_dist(points, WRIST, MIDDLE_MCP), 1e-6)
+    if finger == "thumb":
+        # The thumb folds across the palm in a fist: its tip then sits near the index base.
+        straight = 1.0 - np.clip((finger_bend_deg(points, "thumb") - 20.0) / 70.0, 0.0, 1.0)
+        gap = min(_dist(points, 4, other) for other in (5, 6, 7, 8, 9))
+        reach = np.clip((gap / palm - 0.3) / 0.5, 0.0, 1.0)
+        return float(0.5 * straight + 0.5 * reach)
+    base, _, _, tip = FINGER_CHAINS[finger]
+    straight = 1.0 - np.clip((finger_bend_deg(points, finger) - 40.0) / 120.0, 0.0, 1.0)
+    # Tip beyond the finger base, away from the wrist: ~0.9 palm lengths when straight.
+    reach = np.clip((_dist(points, WRIST, tip) - _dist(points, WRIST, base)) / palm / 0.8, 0.0, 1.0)
+    return float(0.5 * straight + 0.5 * reach)
+
+
+def hand_features(hand: Hand, aspect: float) -> HandFeatures:
+    """Finger extension, pointing directions, spread and thumb-index gap of one hand."""
+    points = isotropic(hand.points, aspect)
+    palm = max(_dist(points, WRIST, MIDDLE_MCP), 1e-6)
+    extension = {finger: finger_extension(points, finger) for finger in FINGERS}
+    direction = {}
+    for finger, chain in FINGER_CHAINS.items():
+        base = chain[1] if finger == "thumb" else chain[0]
+        direction[finger] = direction_from_up(points[chain[-1]] - points[base])
+    vectors = {f: points[c[-1], :2] - points[c[0], :2] for f, c in FINGER_CHAINS.items()}
+    return HandFeatures(
+        side=hand.side,
+        box=hand.box,
+        extension={k: round(v, 3) for k, v in extension.items()},
+        direction_deg={k: round(v, 1) for k, v in direction.items()},
+        spread_deg=round(angle_deg(vectors["index"], vectors["pinky"]), 1),
+        index_middle_deg=round(angle_deg(vectors["index"], vectors["middle"]), 1),
+        thumb_index_gap=round(_dist(points, 4, 8) / palm, 3),
+        knuckle_line_deg=round(direction_from_up(points[17] - points[5]), 1),
+        wrist_xy=(float(points[WRIST, 0]), float(points[WRIST, 1])),
+        palm_size=palm,
+    )
+
+
+def hand_face_relations(hand: Hand, face: np.ndarray, aspect: float) -> dict[str, float]:
+    """Nearest fingertip/palm distance to mouth, face, top of head, in face widths."""
+    hp = isotropic(hand.points, aspect)[:, :2]
+    fp = isotropic(face, aspect)[:, :2]
+    face_width = max(float(np.linalg.norm(fp[FACE["cheek_l"]] - fp[FACE["cheek_r"]])), 1e-6)
+    tips = hp[[4, 8, 12, 16, 20]]
+    mouth = (fp[FACE["lip_top_inner"]] + fp[FACE["lip_bottom_inner"]]) / 2
+    forehead = fp[FACE["forehead"]]
+    centre = fp.mean(axis=0)
+    lo, hi = fp.min(axis=0), fp.max(axis=0)
+    # Signed distance of the nearest fingertip to the face box (negative = inside).
+    inside = np.maximum(lo - tips, tips - hi).max(axis=1)
+    palm_centre = hp[[0, 5, 9, 13, 17]].mean(axis=0)
+    return {
+        "face_box": round(float(inside.min()) / face_width, 3),
+        "mouth": round(float(np.linalg.norm(tips - mouth, axis=1).min()) / face_width, 3),
+        "palm_mouth": round(float(np.linalg.norm(palm_centre - mouth)) / face_width, 3),
+        "index_mouth": round(float(np.linalg.norm(hp[8] - mouth)) / face_width, 3),
+        "forehead": round(float(np.linalg.norm(tips - forehead, axis=1).min()) / face_width, 3),
+        # Fingertips above the eyes (positive = above, in face widths): head scratching.
+        "above_eyes": round(
+            float(fp[[FACE["eye_outer_l"], FACE["eye_outer_r"]], 1].mean() - tips[:, 1].min())
+            / face_width,
+            3,
+        ),
+        "centre": round(float(np.linalg.norm(palm_centre - centre)) / face_width, 3),
+        # Palm length in face widths: ~0.5-0.7 for a hand at the face's distance.
+        "hand_scale": round(float(np.linalg.norm(hp[0] - hp[9])) / face_width, 3),
+    }
+
+
+def wrist_depth_in_front(hand: Hand, pose: np.ndarray, aspect: float) -> float:
+    """How far the hand's wrist is in front of the nose, toward the camera (shoulder widths).
+
+    From the pose's depth estimate; NaN when that wrist is not visible. A hand stretched
+    toward the camera overlaps the face in 2-D without touching it.
+    """
+    wrists = [POSE["wrist_l"], POSE["wrist_r"]]
+    nearest = min(wrists, key=lambda i: float(np.linalg.norm(pose[i, :2] - hand.points[0, :2])))
+    shoulders = abs(pose[POSE["shoulder_l"], 0] - pose[POSE["shoulder_r"], 0]) * aspect
+    if pose[nearest, 3] < VISIBLE or shoulders < 1e-6:
+        return float("nan")
+    return round(float(pose[POSE["nose"], 2] - pose[nearest, 2]) * aspect / shoulders, 3)
+
+
+# --- face -----------------------------------------------------------------------------------
+
+
+def face_frame(face: np.ndarray, aspect: float) -> np.ndarray:
+    """Face-mesh points in the face's own 3-D frame, in eye-span units.
+
+    x runs from the left to the right eye, y from forehead to chin, z out of the face; so
+    head yaw, pitch and roll (and the distance to the camera) largely cancel.
+    """
+    p = isotropic(face, aspect)
+    ex = p[FACE["eye_outer_r"]] - p[FACE["eye_outer_l"]]
+    span = max(float(np.linalg.norm(ex)), 1e-6)
+    ex = ex / span
+    down = p[FACE["chin"]] - p[FACE["forehead"]]
+    ey = down - np.dot(down, ex) * ex
+    ey = ey / max(float(np.linalg.norm(ey)), 1e-6)
+    ez = np.cross(ex, ey)
+    return (p - p.mean(axis=0)) @ np.stack([ex, ey, ez]).T / span
+
+
+def face_geometry(face: np.ndarray, aspect: float) -> dict[str, float]:
+    """Raw action-unit geometry, in units of the eye span so camera distance cancels.
+
+    Measured in the face's own frame (`face_frame`: head rotation removed). These are raw
+    values; the session turns them into 0..1 AU intensities against a neutral baseline
+    (`au_intensities`).
+    """
+    q = face_frame(face, aspect)
+
+    def d(a: str, b: str) -> float:
+        return float(np.linalg.norm(q[FACE[a]] - q[FACE[b]]))
+
+    def eye_open(top: str, bottom: str, outer: str, inner: str) -> float:
+        return d(top, bottom) / max(d(outer, inner), 1e-6)
+
+    lips_mid_y = (q[FACE["lip_top_inner"], 1] + q[FACE["lip_bottom_inner"], 1]) / 2
+    corners_y = (q[FACE["mouth_l"], 1] + q[FACE["mouth_r"], 1]) / 2
+    return {
+        "brow_inner": (d("brow_inner_l", "eye_inner_l") + d("brow_inner_r", "eye_inner_r")) / 2,
+        "brow_outer": (d("brow_outer_l", "eye_outer_l") + d("brow_outer_r", "eye_outer_r")) / 2,
+        "brow_gap": d("brow_inner_l", "brow_inner_r"),
+        "eye_open": (
+            eye_open("lid_top_l", "lid_bottom_l", "eye_outer_l", "eye_inner_l")
+            + eye_open("lid_top_r", "lid_bottom_r", "eye_outer_r", "eye_inner_r")
+        )
+        / 2,
+        "mouth_width": d("mouth_l", "mouth_r"),
+        # Positive when the lip corners sit above the lips' midline (y grows downwards).
+        "corner_lift": float(lips_mid_y - corners_y),
+        "corner_asym": float(abs(q[FACE["mouth_l"], 1] - q[FACE["mouth_r"], 1])),
+        "lip_gap": d("lip_top_inner", "lip_bottom_inner"),
+        "lip_thickness": d("lip_top_outer", "lip_top_inner")
+        + d("lip_bottom_inner", "lip_bottom_outer"),
+        "nose_lip": d("nose_base", "lip_top_outer"),
+        "jaw": d("nose_tip", "chin"),
+        "chin_lip": d("lip_bottom_outer", "chin"),
+    }
+
+
+def derived_geometry(raw: dict[str, float]) -> dict[str, float]:
+    """Combined quantities: `smile` (corners up and mouth wider), `stretch` (wider, not up)."""
+    if not raw:
+        return {}
+    lift = raw["corner_lift"]
+    return {
+        **raw,
+        "smile": lift + 0.5 * raw["mouth_width"] - 0.275,
+        "stretch": raw["mouth_width"] - 1.5 * max(lift, 0.0),
+    }
+
+
+@cache
+def au_calibration() -> dict[str, dict]:
+    """The AU measurement table (`au_calibration.yaml` beside this module)."""
+    return yaml.safe_load(_CALIBRATION.read_text(encoding="utf-8"))
+
+
+def neutral_baseline(raws: list[dict[str, float]], rest_fraction: float = 0.3) -> dict[str, float]:
+    """Per-AU neutral value of one face over a video, clipped into the population's range.
+
+    The face at rest is found jointly: the frames (a `rest_fraction` of them, at least one)
+    that look least expressive against the population's neutral values; their median is the
+    baseline. Clipping into the neutral range keeps a face that is expressive throughout (or
+    a still) from taking its own expression as its baseline.
+    """
+    calibration = au_calibration()
+    rows = [derived_geometry(raw) for raw in raws if raw]
+    prior = {au: float(np.mean(spec["neutral"])) for au, spec in calibration.items()}
+    if not rows:
+        return prior
+    expressiveness = [sum(au_intensities(row, prior, derived=True).values()) for row in rows]
+    keep = max(1, int(round(rest_fraction * len(rows))))
+    rest = [rows[i] for i in np.argsort(expressiveness)[:keep]]
+    baseline = {}
+    for au, spec in calibration.items():
+        lo, hi = spec["neutral"]
+        if spec.get("absolute"):
+            baseline[au] = lo
+            continue
+        value = float(np.median([row[spec["raw"]] for row in rest]))
+        baseline[au] = float(np.clip(value, lo, hi))
+    return baseline
+
+
+def au_intensities(
+    raw: dict[str, float], baseline: dict[str, float], *, derived: bool = False
+) -> dict[str, float]:
+    """0..1 intensity of every calibrated AU for one frame of one face."""
+    if not raw:
+        return {}
+    values = raw if derived else derived_geometry(raw)
+    out = {}
+    for au, spec in au_calibration().items():
+        change = (values[spec["raw"]] - baseline[au]) * spec["sign"]
+        out[au] = float(np.clip(change / spec["full"], 0.0, 1.0))
+    # Narrowed eyes count as a cheek raise only together with a smile (else: squint, blink).
+    for au, spec in au_calibration().items():
+        if spec.get("requires"):
+            out[au] = min(out[au], out.get(spec["requires"], 0.0))
+        if spec.get("suppressed_by"):
+            out[au] *= 1.0 - out.get(spec["suppressed_by"], 0.0)
+    return {au: round(v, 3) for au, v in out.items()}
+
+
+def head_pose(face: np.ndarray, aspect: float) -> dict[str, float]:
+    """Yaw, pitch, roll in degrees from face-mesh geometry, plus horizontal iris offset.
+
+    Yaw: where the nose tip sits between the face's sides; pitch: where it sits between the
+    eye line and the chin, relative to a frontal face; roll: tilt of the eye line. Sign
+    conventions: yaw > 0 = turned to the image right, pitch > 0 = looking down.
+    """
+    p = isotropic(face, aspect)[:, :2]
+    eye_l, eye_r = p[FACE["eye_outer_l"]], p[FACE["eye_outer_r"]]
+    axis = eye_r - eye_l
+    roll = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    rad = np.radians(-roll)
+    rot = np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]])
+    q = p @ rot.T
+    cheek_l, cheek_r, nose = q[FACE["cheek_l"]], q[FACE["cheek_r"]], q[FACE["nose_tip"]]
+    half = max(abs(cheek_r[0] - cheek_l[0]) / 2, 1e-6)
+    yaw = float(
+        np.degrees(np.arcsin(np.clip((nose[0] - (cheek_l[0] + cheek_r[0]) / 2) / half, -1, 1)))
+    )
+    eyes_y = (q[FACE["eye_outer_l"], 1] + q[FACE["eye_outer_r"], 1]) / 2
+    chin_y = q[FACE["chin"], 1]
+    # A frontal face has the nose tip ~0.36 of the way from eye line to chin.
+    ratio = (nose[1] - eyes_y) / max(chin_y - eyes_y, 1e-6)
+    pitch = float(np.degrees(np.arcsin(np.clip((ratio - 0.36) / 0.35, -1, 1))))
+    gaze = 0.0
+    if len(p) > FACE["iris_r"]:
+        offsets = []
+        for iris, outer, inner in (
+            ("iris_l", "eye_outer_l", "eye_inner_l"),
+            ("iris_r", "eye_inner_r", "eye_outer_r"),
+        ):
+            lo, hi = q[FACE[outer], 0], q[FACE[inner], 0]
+            offsets.append((q[FACE[iris], 0] - (lo + hi) / 2) / max(abs(hi - lo) / 2, 1e-6))
+        gaze = float(np.mean(offsets))
+    return {
+        "yaw": round(yaw, 1),
+        "pitch": round(pitch, 1),
+        "roll": round(roll, 1),
+        "gaze_x": round(gaze, 3),
+    }
+
+
+# --- body -----------------------------------------------------------------------------------
+
+
+def body_geometry(pose: np.ndarray, aspect: float) -> dict[str, float]:
+    """Torso and thigh angles, wrist/shoulder placement, in torso lengths; {} when not visible."""
+    p = isotropic(pose, aspect)[:, :2]
+    vis = pose[:, 3]
+
+    def seen(*names: str) -> bool:
+        return all(vis[POSE[n]] > VISIBLE for n in names)
+
+    out: dict[str, float] = {}
+    if not seen("shoulder_l", "shoulder_r"):
+        return out
+    shoulders = (p[POSE["shoulder_l"]] + p[POSE["shoulder_r"]]) / 2
+    shoulder_w = max(float(np.linalg.norm(p[POSE["shoulder_l"]] - p[POSE["shoulder_r"]])), 1e-6)
+    out["shoulder_width"] = shoulder_w
+    unit = shoulder_w
+    if seen("hip_l", "hip_r"):
+        hips = (p[POSE["hip_l"]] + p[POSE["hip_r"]]) / 2
+        torso = shoulders - hips
+        unit = max(float(np.linalg.norm(torso)), 1e-6)
+        out["torso_len"] = unit
+        out["torso_tilt_deg"] = round(direction_from_up(torso), 1)
+        out["hip_y"] = float(hips[1])
+        out["hip_x"] = float(hips[0])
+        thighs = []
+        for side in ("l", "r"):
+            if seen(f"hip_{side}", f"knee_{side}"):
+                thigh = p[POSE[f"knee_{side}"]] - p[POSE[f"hip_{side}"]]
+                # 0 = thigh hanging straight down, 90 = horizontal (sitting).
+                thighs.append(180.0 - direction_from_up(thigh))
+        if thighs:
+            out["thigh_deg"] = round(float(np.mean(thighs)), 1)
+        if seen("ankle_l", "ankle_r"):
+            out["ankle_gap"] = float(np.linalg.norm(p[POSE["ankle_l"]] - p[POSE["ankle_r"]])) / unit
+            out["ankle_l_x"] = float(p[POSE["ankle_l"], 0]) / unit
+            out["ankle_r_x"] = float(p[POSE["ankle_r"], 0]) / unit
+    nose_y = p[POSE["nose"], 1]
+    # Shoulders' height under the nose, in shoulder widths (smaller = shoulders raised).
+    out["neck"] = round(float(shoulders[1] - nose_y) / shoulder_w, 3)
+    out["shoulders_y"] = float(shoulders[1])
+    for side in ("l", "r"):
+        if seen(f"wrist_{side}"):
+            wrist = p[POSE[f"wrist_{side}"]]
+            out[f"wrist_{side}_x"] = float(wrist[0]) / unit
+            out[f"wrist_{side}_y"] = float(wrist[1]) / unit
+            # Height of the wrist above the shoulder line (torso lengths) and above the nose.
+            out[f"wrist_{side}_above_shoulder"] = round(float(shoulders[1] - wrist[1]) / unit, 3)
+            out[f"wrist_{side}_above_nose"] = round(float(nose_y - wrist[1]) / unit, 3)
+    if seen("wrist_l", "wrist_r", "elbow_l", "elbow_r"):
+        # Arms crossed: each wrist near the opposite elbow, both wrists at chest height.
+        cross = (
+            np.linalg.norm(p[POSE["wrist_l"]] - p[POSE["elbow_r"]])
+            + np.linalg.norm(p[POSE["wrist_r"]] - p[POSE["elbow_l"]])
+        ) / 2
+        out["wrist_to_other_elbow"] = round(float(cross) / shoulder_w, 3)
+        out["wrists_gap"] = round(
+            float(np.linalg.norm(p[POSE["wrist_l"]] - p[POSE["wrist_r"]])) / shoulder_w, 3
+        )
+        out["wrists_below_shoulders"] = round(
+            float((p[POSE["wrist_l"], 1] + p[POSE["wrist_r"], 1]) / 2 - shoulders[1]) / unit, 3
+        )
+    return out
+
+
+# --- frame ----------------------------------------------------------------------------------
+
+
+def frame_features(
+    frame: FrameLandmarks, person: Person | None = None, min_person_height: float = 0.0
+) -> FrameFeatures:
+    """The per-frame summary of one person (the first one by default).
+
+    A person (with a body in view) shorter than `min_person_height` of the frame gets only a
+    box: landmarks of a figure that small are guesses, and rules would read noise.
+    """
+    out = FrameFeatures(time_s=frame.time_s)
+    person = person or (frame.persons[0] if frame.persons else None)
+    if person is None:
+        return out
+    aspect = frame.aspect
+    out.person_box = person.box
+    if person.pose is not None and out.person_box and out.person_box[3] < min_person_height:
+        return out
+    if person.face is not None:
+        out.face_box = points_box(person.face)
+        out.face_raw = face_geometry(person.face, aspect)
+        out.head = head_pose(person.face, aspect)
+    for hand in person.hands:
+        features = hand_features(hand, aspect)
+        if person.face is not None:
+            features.to_face = hand_face_relations(hand, person.face, aspect)
+            if person.pose is not None:
+                features.to_face["depth_in_front"] = wrist_depth_in_front(hand, person.pose, aspect)
+        out.hands.append(features)
+    if out.face_box and any(overlap(h.box, out.face_box) > OCCLUDED for h in out.hands):
+        # A hand over the face drags the mesh: expression and head pose are not measurable.
+        out.face_raw, out.head = {}, {}
+    if person.pose is not None:
+        out.body = body_geometry(person.pose, aspect)
+    return out
+
+
+def overlap(box: list[float], face_box: list[float]) -> float:
+    """Fraction of `face_box` covered by `box` (both normalised [x, y, w, h])."""
+    x0, y0 = max(box[0], face_box[0]), max(box[1], face_box[1])
+    x1 = min(box[0] + box[2], face_box[0] + face_box[2])
+    y1 = min(box[1] + box[3], face_box[1] + face_box[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / max(face_box[2] * face_box[3], 1e-9)
+
+
+def motion_energy(previous_gray: np.ndarray | None, gray: np.ndarray) -> float | None:
+    """Mean absolute change between two small grey frames, 0..1 (None for the first frame)."""
+    if previous_gray is None or previous_gray.shape != gray.shape:
+        return None
+    return round(float(np.abs(gray.astype(np.int16) - previous_gray).mean()) / 255.0, 4)

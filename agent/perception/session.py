@@ -1,0 +1,255 @@
+"""PerceptionSession: frames in (batch by batch, one decoding pass), detections out.
+
+Only small per-frame feature summaries are kept (no pixels, no landmark sets), so memory
+grows by a few kilobytes per sampled frame whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from agent.context import Context
+from agent.perception.features import (
+    FrameFeatures,
+    au_intensities,
+    frame_features,
+    motion_energy,
+    neutral_baseline,
+)
+from agent.perception.landmarks import Perceiver
+from agent.perception.people import PeopleTracker
+from agent.perception.rules import (
+    DETECTORS,
+    EXCLUSIVE,
+    Scored,
+    Track,
+    defaults,
+    merged_params,
+    people_motion,
+)
+from agent.perception.smoothing import exclusive, segments
+from agent.state import Detection
+from agent.video import FrameBatch, iter_frames, probe, read_image
+
+log = logging.getLogger(__name__)
+
+# Grey thumbnail side for motion energy: enough to see a hand move, cheap to difference.
+_MOTION_SIDE = 64
+# The main person's box taller than this share of the frame = a close view, not a crowd scene.
+_CLOSE_VIEW = 0.5
+
+
+class PerceptionSession:
+    """Feed sampled frames with `add(batch)` (e.g. `segment(path, ctx, on_frames=s.add)`),
+    then call `finish()` for the detections of the whole video."""
+
+    def __init__(
+        self, perceiver: Perceiver, kb=None, ctx: Context | None = None, *, still: bool = False
+    ):
+        self.ctx = ctx or perceiver.ctx
+        self.perceiver = perceiver
+        self.kb = kb if kb is not None else _default_kb()
+        self.still = still
+        self.frames: list[FrameFeatures] = []
+        self._previous_grey: np.ndarray | None = None
+        self.seconds_in_mediapipe = 0.0
+        self.people = PeopleTracker() if (self.ctx.track_people and not still) else None
+        self._min_person_height = defaults()["landmarks"]["min_person_height"]
+        if not still:
+            perceiver.reset()
+
+    def add(self, batch: FrameBatch) -> None:
+        """Perceive each frame of a batch and keep its small feature summary."""
+        for frame, time_s in zip(batch.frames, batch.timestamps_s, strict=True):
+            self.add_frame(frame, float(time_s))
+
+    def add_frame(self, frame_rgb: np.ndarray, time_s: float) -> FrameFeatures:
+        started = time.perf_counter()
+        landmarks = self.perceiver.process(frame_rgb, time_s, still=self.still)
+        self.seconds_in_mediapipe += time.perf_counter() - started
+        features = frame_features(landmarks, min_person_height=self._min_person_height)
+        box = features.person_box
+        if self.people is not None and (box is None or box[3] < _CLOSE_VIEW):
+            self.people.update(frame_rgb, time_s)
+        # A strided view first: resizing a full frame costs more than the difference itself.
+        step = max(1, min(frame_rgb.shape[:2]) // (4 * _MOTION_SIDE))
+        grey = cv2.resize(
+            cv2.cvtColor(np.ascontiguousarray(frame_rgb[::step, ::step]), cv2.COLOR_RGB2GRAY),
+            (_MOTION_SIDE, _MOTION_SIDE),
+            interpolation=cv2.INTER_AREA,
+        )
+        features.motion_energy = motion_energy(self._previous_grey, grey)
+        self._previous_grey = grey
+        self.frames.append(features)
+        return features
+
+    def track(self) -> Track:
+        """The frames so far with AU intensities against this face's neutral baseline."""
+        baseline = neutral_baseline([f.face_raw for f in self.frames])
+        aus = [au_intensities(f.face_raw, baseline) for f in self.frames]
+        return Track(self.frames, aus, step_s=self._step_s())
+
+    def finish(self) -> list[Detection]:
+        """Detections of every knowledge-base class with a perception rule, in time order."""
+        if not self.frames:
+            return []
+        track = self.track()
+        scored: dict[str, tuple[object, dict, Scored]] = {}
+        for item in (
+            self.kb.by_kind("emotion") + self.kb.by_kind("gesture") + self.kb.by_kind("action")
+        ):
+            if item.perception is None:
+                continue
+            detector = DETECTORS.get(item.perception.detector)
+            if detector is None:
+                log.warning(
+                    "no perception rule named '%s' (class %s)", item.perception.detector, item.id
+                )
+                continue
+            params = merged_params(item.perception.detector, item.perception.params)
+            try:
+                scored[item.id] = (item, params, detector(track, params))
+            except KeyError as missing:
+                log.warning(
+                    "class '%s': perception.params lacks %s for rule '%s'; skipped",
+                    item.id,
+                    missing,
+                    item.perception.detector,
+                )
+        _honest_neutral(scored)
+        for group in EXCLUSIVE:
+            members = {
+                k: v[2].scores for k, v in scored.items() if v[0].perception.detector == group
+            }
+            for label, scores in exclusive(members).items():
+                scored[label][2].scores = scores
+        detections = []
+        for item, params, result in scored.values():
+            detections.extend(self._detections(item, params, result, track))
+            if self.people is not None and item.perception.detector == "gait":
+                detections.extend(people_motion(item, params, self.people, track.step_s))
+        return sorted(detections, key=lambda d: (d.start_s, d.kind, -d.confidence))
+
+    def _detections(self, item, params: dict, result: Scored, track: Track) -> list[Detection]:
+        on = params["min_score"]
+        found = segments(
+            track.times_s,
+            result.scores,
+            on=on,
+            off=on * params["off_ratio"],
+            min_duration_s=0.0 if self.still else params["min_duration_s"],
+            merge_gap_s=params["merge_gap_s"],
+            step_s=track.step_s,
+        )
+        out = []
+        for first, last, start_s, end_s in found:
+            window = result.scores[first : last + 1]
+            peak = first + int(np.nanargmax(window))
+            if self.still:
+                start_s = end_s = 0.0
+            out.append(
+                Detection(
+                    kind=item.kind,
+                    label=item.id,
+                    start_s=round(start_s, 3),
+                    end_s=round(end_s, 3),
+                    confidence=round(float(np.clip(np.nanmean(window), 0.0, 1.0)), 3),
+                    bbox=result.boxes[peak],
+                    cues=result.cues[peak],
+                    person_id=0,
+                )
+            )
+        return out
+
+    def _step_s(self) -> float:
+        if len(self.frames) < 2:
+            return 1.0 / self.ctx.sample_fps
+        return float(np.median(np.diff([f.time_s for f in self.frames])))
+
+
+def _honest_neutral(scored: dict) -> None:
+    """Neutral also wins where no expression reaches its own threshold (weak evidence)."""
+    emotions = {k: v for k, v in scored.items() if v[0].perception.detector == "au_prototype"}
+    neutral = [k for k, v in emotions.items() if v[1].get("mode") == "absence"]
+    others = [v for k, v in emotions.items() if k not in neutral]
+    if not neutral or not others:
+        return
+    # Each expression's score relative to its own switch-on threshold.
+    relative = np.nanmax(
+        np.stack([np.nan_to_num(v[2].scores, nan=0.0) / v[1]["min_score"] for v in others]), axis=0
+    )
+    for label in neutral:
+        result = scored[label][2]
+        fallback = np.clip(1.0 - 0.5 * relative, 0.0, 1.0)
+        result.scores = np.where(np.isnan(result.scores), np.nan, np.fmax(result.scores, fallback))
+
+
+def _default_kb():
+    from agent.knowledge import load_knowledge_base
+
+    return load_knowledge_base()
+
+
+# --- one-call helpers -----------------------------------------------------------------------
+
+
+def perceive_video(
+    path: str | os.PathLike,
+    ctx: Context | None = None,
+    kb=None,
+    progress: Callable[[dict], None] | None = None,
+    perceiver: Perceiver | None = None,
+) -> list[Detection]:
+    """Detections in a video, sampled at `ctx.sample_fps` (decoded once, batch by batch)."""
+    ctx = ctx or Context.from_env()
+    info = probe(path, ctx)
+    owned = perceiver is None
+    perceiver = perceiver or Perceiver(ctx)
+    session = PerceptionSession(perceiver, kb, ctx)
+    started = time.perf_counter()
+    total = max(1, int(info.duration_s * ctx.sample_fps))
+    try:
+        for batch in iter_frames(path, fps=ctx.sample_fps, ctx=ctx):
+            session.add(batch)
+            if progress is not None:
+                progress(
+                    {
+                        "stage": "perceive",
+                        "done": len(session.frames),
+                        "total": total,
+                        "elapsed_s": round(time.perf_counter() - started, 2),
+                        "message": f"perceived {len(session.frames)} frames",
+                    }
+                )
+        detections = session.finish()
+    finally:
+        if owned:
+            perceiver.close()
+    return [d.model_copy(update={"end_s": min(d.end_s, info.duration_s)}) for d in detections]
+
+
+def perceive_image(
+    path: str | os.PathLike | np.ndarray,
+    ctx: Context | None = None,
+    kb=None,
+    perceiver: Perceiver | None = None,
+) -> list[Detection]:
+    """Detections in a still image (start_s = end_s = 0); read with Pillow."""
+    ctx = ctx or Context.from_env()
+    image = path if isinstance(path, np.ndarray) else read_image(Path(path))
+    owned = perceiver is None
+    perceiver = perceiver or Perceiver(ctx)
+    try:
+        session = PerceptionSession(perceiver, kb, ctx, still=True)
+        session.add_frame(image, 0.0)
+        return session.finish()
+    finally:
+        if owned:
+            perceiver.close()

@@ -1,0 +1,418 @@
+"""Robust reading of model replies: JSON anywhere in the text, then careful text fallbacks.
+
+The rule is *never guess*: a reply is either read into structured data with a clear rule or it
+is counted as unparsed and logged (see `record_unparsed`), and the caller gets `None`.
+"""
+
+import json
+import logging
+import re
+from collections import Counter
+from typing import Any
+
+from agent.timefmt import parse_clock
+
+log = logging.getLogger(__name__)
+
+_UNPARSED: Counter[str] = Counter()
+_FENCE = re.compile(r"```(?:json|JSON|javascript)?\s*(.*?)```", re.DOTALL)
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
+
+# --- times -----------------------------------------------------------------------------------
+
+_UNIT = r"(?:s|sec|secs|second|seconds)\b"
+_MIN_UNIT = r"(?:m|min|mins|minute|minutes)\b"
+_NUM = r"\d+(?:\.\d+)?"
+_CLOCK = r"(?:\d+:)?\d{1,2}:\d{2}(?:\.\d+)?"
+# One time: a clock (00:12, 1:02:03), "1 min 30 s" / "1m30s", or a number with optional unit.
+_TIME = (
+    rf"(?:{_CLOCK}|{_NUM}\s*{_MIN_UNIT}(?:\s*(?:and\s*)?{_NUM}\s*{_UNIT})?|{_NUM}(?:\s*{_UNIT})?)"
+)
+_SPAN_PATTERNS = [
+    re.compile(rf"\bfrom\s+(?P<a>{_TIME})\s+(?:to|until|till|through)\s+(?P<b>{_TIME})", re.I),
+    re.compile(rf"\bbetween\s+(?P<a>{_TIME})\s+and\s+(?P<b>{_TIME})", re.I),
+    re.compile(rf"(?P<a>{_TIME})\s*(?:-|–|—|to)\s*(?P<b>{_TIME})", re.I),
+]
+_POINT = re.compile(
+    rf"\b(?:at|around|about|near|approximately|approx\.?|~)\s*(?:the\s+)?(?:time\s+)?"
+    rf"(?P<a>{_TIME})",
+    re.I,
+)
+_HAS_UNIT = re.compile(rf"{_UNIT}|{_MIN_UNIT}|:", re.I)
+
+
+def parse_time_value(value: Any) -> float | None:
+    """Seconds from `12.5`, `"12.5s"`, `"12.5 seconds"`, `"00:12"`, `"1:02:03"`, `"1 min 30 s"`."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    text = re.sub(r"(\d)m(?=\d)", r"\1 min ", str(value).strip().lower())  # 1m30s
+    if not text:
+        return None
+    clock = parse_clock(text)
+    if clock is not None:
+        return clock
+    match = re.fullmatch(
+        rf"(?:(?P<m>{_NUM})\s*{_MIN_UNIT})?\s*(?:and\s*)?(?:(?P<s>{_NUM})\s*(?:{_UNIT})?)?", text
+    )
+    if match and (match.group("m") or match.group("s")):
+        return float(match.group("m") or 0) * 60 + float(match.group("s") or 0)
+    return None
+
+
+def find_time_spans(text: str) -> list[tuple[float, float]]:
+    """Time spans written in prose: `from 0:12 to 0:15`, `3.5-6 s`, `between 2 and 4 seconds`.
+
+    Bare numbers count as times only when the span carries a unit or a clock (`2 - 3 people`
+    is not a span). Single moments (`at 3 seconds`, `around 00:42`) come back as (t, t).
+    """
+    text = text.translate(_SMART_QUOTES)
+    spans: list[tuple[int, float, float]] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in _SPAN_PATTERNS:
+        for match in pattern.finditer(text):
+            if _overlaps(match.span(), taken):
+                continue
+            tail = text[match.end() : match.end() + 12]
+            if not _HAS_UNIT.search(match.group(0)) and not re.match(rf"\s*{_UNIT}", tail, re.I):
+                continue
+            unit_tail = re.match(rf"\s*(?:{_UNIT}|{_MIN_UNIT})", tail, re.I)
+            a, b = _span_values(match.group("a"), match.group("b"), unit_tail)
+            if a is None or b is None or b < a:
+                continue
+            spans.append((match.start(), a, b))
+            taken.append(match.span())
+    for match in _POINT.finditer(text):
+        if _overlaps(match.span(), taken):
+            continue
+        raw = match.group("a")
+        tail = text[match.end() : match.end() + 12]
+        if not _HAS_UNIT.search(raw) and not re.match(rf"\s*{_UNIT}", tail, re.I):
+            continue
+        value = parse_time_value(raw)
+        if value is not None:
+            spans.append((match.start(), value, value))
+            taken.append(match.span())
+    return [(a, b) for _, a, b in sorted(spans)]
+
+
+def _span_values(a: str, b: str, unit_tail: re.Match | None) -> tuple[float | None, float | None]:
+    """Both ends in seconds; a trailing unit (`3 to 5 minutes`) applies to bare numbers."""
+    in_minutes = unit_tail and re.search(_MIN_UNIT, unit_tail.group(0), re.I)
+    # "3 to 5 minutes": the unit written once after the second end applies to the first.
+    in_minutes = in_minutes or re.fullmatch(rf"{_NUM}\s*{_MIN_UNIT}", b.strip(), re.I)
+    scale = 60.0 if in_minutes else 1.0
+
+    def value(raw: str) -> float | None:
+        if re.fullmatch(_NUM, raw.strip()):
+            return float(raw) * scale
+        return parse_time_value(raw)
+
+    return value(a), value(b)
+
+
+def _overlaps(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
+    return any(span[0] < end and start < span[1] for start, end in taken)
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def extract_json(text: str) -> dict | None:
+    """The first JSON object in `text` (inside code fences, prose, or slightly broken).
+
+    Repairs applied, in order, only when plain parsing fails: smart quotes, Python literals
+    (True/None), single-quoted strings, unquoted keys, trailing commas, and a reply cut off by
+    the token limit (unclosed strings and brackets are closed). A bare JSON list becomes
+    `{"items": [...]}`.
+    """
+    if not text:
+        return None
+    text = text.translate(_SMART_QUOTES)
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + _balanced_blocks(text)
+    truncated = _truncated_tail(text)
+    if truncated:
+        candidates.append(truncated)
+    for candidate in candidates:
+        data = _loads_lenient(candidate)
+        if isinstance(data, dict):
+            return data
+        if isinstance(data, list) and data and all(isinstance(x, dict) for x in data):
+            return {"items": data}
+    return None
+
+
+def _balanced_blocks(text: str) -> list[str]:
+    """Every top-level `{...}` / `[...]` block, scanning brackets outside of strings."""
+    blocks: list[str] = []
+    depth, start, in_string, quote, escape = 0, -1, False, "", False
+    for index, char in enumerate(text):
+        if in_string:
+            if escape:
+                escape = False
+            elif char == "\\":
+                escape = True
+            elif char == quote:
+                in_string = False
+            continue
+        if char in "\"'" and depth > 0:
+            # An apostrophe inside prose words is not a string delimiter.
+            if char == "'" and index > 0 and text[index - 1].isalnum():
+                continue
+            in_string, quote = True, char
+        elif char in "{[":
+            if depth == 0:
+                start = index
+            depth += 1
+        elif char in "}]" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                blocks.append(text[start : index + 1])
+    return blocks
+
+
+def _truncated_tail(text: str) -> str | None:
+    """A JSON object that starts but never closes (generation hit max_new_tokens), closed."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    tail = text[start:]
+    stack: list[str] = []
+    in_string, escape = False, False
+    for char in tail:
+        if in_string:
+            if escape:
+                escape = False
+            elif char == "\\":
+                escape = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append("}" if char == "{" else "]")
+        elif char in "}]" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    repaired = tail + ('"' if in_string else "")
+    repaired = re.sub(r",\s*$", "", repaired.rstrip())
+    repaired = re.sub(
+        r'[,{]\s*"[^"]*"\s*:?\s*$', lambda m: m.group(0)[0].replace(",", ""), repaired
+    )
+    repaired = re.sub(r":\s*$", ": null", repaired)
+    return repaired + "".join(reversed(stack))
+
+
+def _loads_lenient(candidate: str) -> Any:
+    for fix in (_identity, _python_literals, _single_quotes, _unquoted_keys, _trailing_commas):
+        candidate = fix(candidate)
+        try:
+            return json.loads(candidate)
+        except (json.JSONDecodeError, ValueError):
+            continue
+    return None
+
+
+def _identity(text: str) -> str:
+    return text.strip()
+
+
+def _python_literals(text: str) -> str:
+    return re.sub(
+        r"\b(True|False|None)\b",
+        lambda m: {"True": "true", "False": "false"}.get(m.group(1), "null"),
+        text,
+    )
+
+
+def _single_quotes(text: str) -> str:
+    if '"' in text:
+        return re.sub(r"'([^'\n]*?)'(\s*:)", r'"\1"\2', text)
+    return re.sub(r"'([^'\n]*?)'", r'"\1"', text)
+
+
+def _unquoted_keys(text: str) -> str:
+    return re.sub(r"([{,]\s*)([A-Za-z_][A-Za-z0-9_ ]*?)(\s*:)", r'\1"\2"\3', text)
+
+
+def _trailing_commas(text: str) -> str:
+    return re.sub(r",\s*([}\]])", r"\1", text)
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(text).strip().lower())
+
+
+def match_label(text: str, labels: list[str]) -> str | None:
+    """The one label of `labels` named in `text` (case, `_`/`-`/space insensitive); else None.
+
+    When two or more different labels are named (`happy or sad`), the reply is ambiguous and
+    nothing is returned: choosing one would be a guess.
+    """
+    if not text:
+        return None
+    normalized = _norm(text)
+    exact = [label for label in labels if _norm(label) == normalized.strip(" .!\"'")]
+    if len(exact) == 1:
+        return exact[0]
+    found = [
+        label
+        for label in labels
+        if re.search(rf"(?<![a-z]){re.escape(_norm(label))}(?![a-z])", normalized)
+    ]
+    # A label that is part of a longer found label ("happy" in "very happy") does not count twice.
+    found = [x for x in found if not any(x != y and _norm(x) in _norm(y) for y in found)]
+    return found[0] if len(found) == 1 else None
+
+
+# --- per-task readers ------------------------------------------------------------------------
+
+
+def parse_describe(text: str) -> dict | None:
+    """`{"people": [...], "summary": ...}`; a bare list of people is accepted too."""
+    data = extract_json(text)
+    if data is None:
+        return None
+    if "people" not in data and "items" in data:
+        data = {"people": data.pop("items"), **data}
+    if not isinstance(data.get("people", []), list):
+        return None
+    return data
+
+
+def parse_answer(text: str) -> dict | None:
+    """`{"answer": str, "moments": [{start_s, end_s, ...}]}`, or a prose answer.
+
+    A reply with JSON must carry a non-empty `answer`; a reply without any JSON is taken as a
+    prose answer whose moments are only the times it writes out (`parsed_from: text`).
+    """
+    data = extract_json(text)
+    if data is None:
+        return parse_answer_prose(text)
+    answer = data.get("answer") or data.get("response") or data.get("text")
+    if not isinstance(answer, str) or not answer.strip():
+        return None
+    moments = [_moment(m) for m in _as_list(data.get("moments") or data.get("evidence"))]
+    return {**data, "answer": answer.strip(), "moments": [m for m in moments if m]}
+
+
+def parse_answer_prose(text: str) -> dict | None:
+    """The fallback for a prose answer: the text itself plus the times it states explicitly."""
+    stripped = text.strip()
+    if not stripped or "{" in stripped:
+        return None  # empty, or JSON too broken to read: not a prose answer either
+    spans = find_time_spans(stripped)
+    return {
+        "answer": stripped,
+        "moments": [{"start_s": a, "end_s": b} for a, b in spans],
+        "parsed_from": "text",
+    }
+
+
+def parse_classify(text: str, labels: list[str]) -> dict | None:
+    """`{"label": one of labels, "confidence": 0..1}`; prose counts only if it names one label."""
+    data = extract_json(text)
+    if data is not None:
+        raw = data.get("label") or data.get("class") or data.get("answer")
+        if isinstance(raw, list) and len(raw) == 1:
+            raw = raw[0]
+        label = match_label(str(raw), labels) if isinstance(raw, str) else None
+        if label is None:
+            return None
+        return {**data, "label": label, "confidence": _confidence(data.get("confidence"))}
+    label = match_label(text, labels)
+    if label is None:
+        return None
+    return {"label": label, "confidence": None, "parsed_from": "text"}
+
+
+def parse_locate(text: str) -> dict | None:
+    """`{"spans": [{"start_s", "end_s"}]}` (also a single start/end pair), or prose times."""
+    data = extract_json(text)
+    if data is not None:
+        raw = data.get("spans") or data.get("moments") or data.get("items")
+        if raw is None and ("start_s" in data or "start" in data):
+            raw = [data]
+        spans = [_moment(m) for m in _as_list(raw)]
+        spans = [s for s in spans if s]
+        if not spans and data.get("found") is not False:
+            return None  # neither spans nor an explicit "not found"
+        return {**data, "spans": spans}
+    spans = find_time_spans(text)
+    if not spans:
+        return None
+    return {"spans": [{"start_s": a, "end_s": b} for a, b in spans], "parsed_from": "text"}
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _moment(item: Any) -> dict | None:
+    """A dict with numeric start_s/end_s from the many ways models spell them."""
+    if isinstance(item, list | tuple) and len(item) == 2:
+        item = {"start_s": item[0], "end_s": item[1]}
+    if isinstance(item, str):
+        spans = find_time_spans(item)
+        return {"start_s": spans[0][0], "end_s": spans[0][1]} if len(spans) == 1 else None
+    if not isinstance(item, dict):
+        return None
+    start = _first(item, ("start_s", "start", "from", "begin", "start_time", "time", "t"))
+    end = _first(item, ("end_s", "end", "to", "until", "end_time"))
+    if start is None and isinstance(item.get("span"), str | list):
+        inner = _moment(item["span"])
+        rest = {k: v for k, v in item.items() if k != "span"}
+        return {**rest, **inner} if inner else None
+    start_s = parse_time_value(start)
+    end_s = parse_time_value(end) if end is not None else start_s
+    if start_s is None or end_s is None or end_s < start_s:
+        return None
+    rest = {k: v for k, v in item.items() if k not in {"start_s", "end_s"}}
+    return {**rest, "start_s": start_s, "end_s": end_s}
+
+
+def _first(item: dict, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if item.get(key) is not None:
+            return item[key]
+    return None
+
+
+def _confidence(value: Any) -> float | None:
+    try:
+        number = float(str(value).rstrip("%")) if value is not None else None
+    except ValueError:
+        return None
+    if number is None:
+        return None
+    if isinstance(value, str) and value.endswith("%") or number > 1.0:
+        number /= 100.0
+    return min(1.0, max(0.0, number))
+
+
+# --- bookkeeping ---------------------------------------------------------------------------
+
+
+def record_unparsed(task: str, text: str) -> None:
+    """Count an unreadable reply and log it (never guess what it meant)."""
+    _UNPARSED[task] += 1
+    preview = text.strip().replace("\n", " ")
+    log.warning(
+        "unparsed %s reply #%d (kept as text, no structured data): %r",
+        task,
+        _UNPARSED[task],
+        preview[:300] + ("…" if len(preview) > 300 else ""),
+    )
+
+
+def unparsed_counts() -> dict[str, int]:
+    """How many replies of each task could not be parsed in this process."""
+    return dict(_UNPARSED)

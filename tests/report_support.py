@@ -1,0 +1,180 @@
+"""Support for the report tests: a small knowledge base, a scripted VLM, detections, Chromium."""
+
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agent.state import Detection
+
+
+@dataclass
+class StubClass:
+    """The fields of a knowledge-base class that a report quotes."""
+
+    id: str
+    kind: str
+    name: str
+    definition: str
+    cues: list[str]
+    confusions: list[SimpleNamespace] = field(default_factory=list)
+    sources: list[str] = field(default_factory=lambda: ["A. Author (2020). A source."])
+    temporal: SimpleNamespace | None = None
+    action_units: list = field(default_factory=list)
+
+    def au_text(self) -> str:
+        return "AU6 cheek raiser + AU12 lip corner puller" if self.action_units else ""
+
+
+class StubKB:
+    """Knowledge-base double with the API the report uses (`in`, get, match, prompt_snippet)."""
+
+    def __init__(self) -> None:
+        temporal = SimpleNamespace(min_s=0.5, max_s=3.0, pattern="Quick rise, short hold, drop.")
+        self.classes = {
+            "happy": StubClass(
+                "happy",
+                "emotion",
+                "Happiness",
+                "A positive emotion shown by a smile with raised cheeks.",
+                ["Lip corners pulled up (AU12)", "Cheeks raised (AU6)"],
+                [SimpleNamespace(id="neutral", how_to_tell="Neutral has no lip-corner pull.")],
+                action_units=["AU6", "AU12"],
+                temporal=temporal,
+            ),
+            "neutral": StubClass(
+                "neutral", "emotion", "Neutral", "A relaxed face without expression.", ["Relaxed"]
+            ),
+            "sad": StubClass(
+                "sad", "emotion", "Sadness", "Inner brows raised, lip corners down.", ["AU1, AU15"]
+            ),
+            "thumbs_up": StubClass(
+                "thumbs_up",
+                "gesture",
+                "Thumbs up",
+                "A closed fist with the thumb extended upward.",
+                ["Thumb extended up", "Fingers curled"],
+                [
+                    SimpleNamespace(id="fist", how_to_tell="A fist keeps the thumb folded."),
+                    SimpleNamespace(id="happy", how_to_tell="Not a gesture; listed for links."),
+                ],
+                temporal=temporal,
+            ),
+            "wave": StubClass(
+                "wave", "gesture", "Wave", "An open hand moved side to side.", ["Palm out"]
+            ),
+            "walk": StubClass("walk", "action", "Walking", "Moving on foot.", ["Legs alternate"]),
+        }
+        self.snippet_requests: list[list[str]] = []
+
+    def __contains__(self, class_id: str) -> bool:
+        return class_id in self.classes
+
+    def get(self, class_id: str) -> StubClass:
+        return self.classes[class_id]
+
+    def match(self, text: str, k: int = 5, kinds=None) -> list[SimpleNamespace]:
+        words = set(text.lower().split())
+        found = [c for c in self.classes.values() if words & set(c.name.lower().split())]
+        return [SimpleNamespace(id=c.id, kind=c.kind, score=0.8) for c in found][:k]
+
+    def prompt_snippet(self, ids: list[str]) -> str:
+        self.snippet_requests.append(list(ids))
+        return "\n".join(f"- {i}: {self.classes[i].definition}" for i in ids)
+
+
+class ScriptedVLM:
+    """VLM double: answers with a fixed narrative, records what it was asked, can fail once."""
+
+    model_id = "test/scripted-vlm"
+    quantization = "4bit"
+    name = "scripted"
+
+    def __init__(self, fail_on_call: int | None = None) -> None:
+        self.calls: list[dict] = []
+        self.fail_on_call = fail_on_call
+
+    def answer(self, question, frames, info, kb_snippet, on_token=None):
+        self.calls.append({"question": question, "frames": frames, "kb_snippet": kb_snippet})
+        if self.fail_on_call == len(self.calls):
+            raise RuntimeError("simulated out-of-memory")
+        return SimpleNamespace(text=f"  The person smiles (call {len(self.calls)}).  ", data=None)
+
+
+def detection(kind, label, start_s, end_s, confidence=0.8, **extra) -> Detection:
+    return Detection(
+        kind=kind, label=label, start_s=start_s, end_s=end_s, confidence=confidence, **extra
+    )
+
+
+def sample_detections() -> list[Detection]:
+    """A 12 s recording: a merged smile, a sad episode, a thumbs-up, a walk, an unknown action."""
+    return [
+        detection(
+            "emotion", "happy", 0.5, 2.0, 0.8, cues="AU12 0.8, AU6 0.6", bbox=[0.3, 0.2, 0.3, 0.4]
+        ),
+        detection("emotion", "happy", 2.5, 4.0, 0.6, cues="AU12 0.6"),
+        detection("emotion", "sad", 7.0, 9.0, 0.5),
+        detection(
+            "gesture", "thumbs_up", 3.0, 5.5, 0.9, bbox=[0.5, 0.5, 0.2, 0.3], cues="thumb up"
+        ),
+        detection("action", "walk", 6.0, 11.0, 0.7),
+        detection("action", "arm wrestling", 8.0, 10.0, 0.6, source="vlm"),
+    ]
+
+
+# --- headless Chromium (Debian's package) -------------------------------------------------
+
+# Flags for a sandbox-less container with no network: nothing may phone home or need a GPU.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str:
+    """Debian's chromium; a loud skip where it is absent, a failure under CI."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}:
+        pytest.fail("CI is set but chromium is missing: `apt-get install -y chromium` first")
+    pytest.skip(
+        "CHROMIUM MISSING: the HTML report was not rendered in a browser; "
+        "install it with `apt-get install -y chromium chromium-driver`"
+    )
+
+
+@contextlib.contextmanager
+def chromium():
+    """A launched headless Chromium (Playwright driving the system's chromium binary)."""
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def render_png(browser, html: Path, png: Path) -> tuple[list[str], object]:
+    """Open `html`, screenshot the full page to `png`; (console errors/warnings, page)."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in {"error", "warning"} else 0)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
+    page.goto(html.as_uri(), wait_until="load")
+    page.screenshot(path=str(png), full_page=True)
+    return problems, page
