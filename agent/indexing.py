@@ -479,14 +479,14 @@ def _settings_key(values: dict[str, Any]) -> str:
 
 
 def _perception_version() -> str:
-    """mediapipe's version plus a hash of the perception rules' source (they are the model)."""
+    """mediapipe's version plus a hash of the perception code and its YAML thresholds."""
     try:
         mediapipe = importlib.metadata.version("mediapipe")
     except importlib.metadata.PackageNotFoundError:
         mediapipe = "absent"
     folder = Path(__file__).resolve().parent / "perception"
     digest = hashlib.sha256()
-    for source in sorted(folder.glob("*.py")):
+    for source in sorted([*folder.glob("*.py"), *folder.glob("*.yaml")]):
         digest.update(source.name.encode() + source.read_bytes())
     return f"mediapipe=={mediapipe} rules:{digest.hexdigest()[:12]}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -182,16 +183,26 @@ class BehaviorClass(_Strict):
             raise ValueError(f"'{value}' is not snake_case (lower-case letters, digits, '_')")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> BehaviorClass:
+    def consistency_problems(self) -> list[tuple[str, str]]:
+        """(field, problem) pairs that the field types alone cannot express."""
+        problems = []
         if self.action_units and self.kind != "emotion":
-            raise ValueError("action_units are for emotions only")
-        confused = [c.id for c in self.confusions]
-        if self.id in confused:
-            raise ValueError("confusions must not list the class itself")
-        if len(set(confused)) != len(confused):
-            raise ValueError("confusions list the same id twice; merge the two entries")
-        return self
+            problems.append(("action_units", "only emotions have FACS action units; remove it"))
+        seen: set[str] = set()
+        for index, confusion in enumerate(self.confusions):
+            if confusion.id == self.id:
+                problems.append(
+                    (f"confusions[{index}].id", "a class cannot be confused with itself")
+                )
+            elif confusion.id in seen:
+                problems.append(
+                    (
+                        f"confusions[{index}].id",
+                        f"'{confusion.id}' is listed twice; merge the entries",
+                    )
+                )
+            seen.add(confusion.id)
+        return problems
 
     def au_text(self) -> str:
         """'AU6 cheek raiser + AU12 lip corner puller' (core units only)."""
@@ -240,7 +251,10 @@ def _parse_file(path: Path) -> tuple[BehaviorClass | None, list[str]]:
             + (f" (got {e['input']!r})" if e["type"] != "missing" else " - add it.")
             for e in error.errors()
         ]
-    problems = []
+    problems = [
+        f"{_where(path, item.id)}: field '{field}': {problem}."
+        for field, problem in item.consistency_problems()
+    ]
     if item.id != path.stem:
         problems.append(
             f"{_where(path, item.id)}: field 'id': must equal the file name '{path.stem}'."
@@ -467,9 +481,13 @@ class KnowledgeBase:
         """The class `class_id`; raises UnknownClassError naming close ids."""
         if class_id in self._classes:
             return self._classes[class_id]
-        close = [m.id for m in self.match(class_id.replace("_", " "), k=3)]
+        # Spelling neighbours and synonym hits; no embedding model just for an error message.
+        lexical = self._lexical_scores(class_id.replace("_", " "))
+        close = sorted(lexical, key=lambda i: -lexical[i])[:3]
+        close += difflib.get_close_matches(class_id, list(self._classes), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
         raise UnknownClassError(
-            f"No class '{class_id}' in the knowledge base; did you mean {close}? "
+            f"No class '{class_id}' in the knowledge base.{hint} "
             "`behavior-agent kb list` shows every id."
         )
 

@@ -35,6 +35,7 @@ from agent.state import Clip, VideoInfo
 DIM = 384
 K = 10
 PEDESTRIANS = "scene_pedestrians_walking_opencv_vtest.avi"
+DATA = {"kind": "random"}
 
 
 def random_unit_vectors(count: int, seed: int) -> np.ndarray:
@@ -45,6 +46,21 @@ def random_unit_vectors(count: int, seed: int) -> np.ndarray:
         chunk = rng.standard_normal((min(100_000, count - start), DIM), dtype=np.float32)
         chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
         out[start : start + len(chunk)] = chunk
+    return out
+
+
+def clustered_unit_vectors(count: int, seed: int, clusters: int = 2_000) -> np.ndarray:
+    """Unit rows around random centres (cosine ~0.6 to their centre), closer to how sentence
+    embeddings of many similar clips are spread than isotropic noise is."""
+    rng = np.random.default_rng(seed)
+    centres = random_unit_vectors(clusters, seed=seed + 7)
+    out = np.empty((count, DIM), np.float32)
+    for start in range(0, count, 100_000):
+        n = min(100_000, count - start)
+        noise = rng.standard_normal((n, DIM), dtype=np.float32) * (1.3 / np.sqrt(DIM))
+        chunk = centres[rng.integers(0, clusters, n)] + noise
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        out[start : start + n] = chunk
     return out
 
 
@@ -109,8 +125,9 @@ def recall(found: list[np.ndarray], exact: list[np.ndarray]) -> float:
 
 
 def bench_size(count: int, queries_n: int, rows: list, library: bool, budget_s: float) -> None:
-    vectors = random_unit_vectors(count, seed=count)
-    queries = random_unit_vectors(queries_n, seed=1)
+    make = clustered_unit_vectors if DATA["kind"] == "clustered" else random_unit_vectors
+    vectors = make(count, seed=count)
+    queries = make(queries_n, seed=1)
     p50, p99, exact = latency_ms(numpy_search(vectors), queries)
     rows.append((count, "numpy brute force", None, p50, p99, 1.0))
     for kind in ("flat", "hnsw"):
@@ -217,14 +234,17 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("BEHAVIOR_AGENT_SHARED_MEDIA", default_media)),
     )
+    parser.add_argument("--data", choices=["random", "clustered"], default="random")
     args = parser.parse_args()
+    DATA["kind"] = args.data
     rows: list = []
     for count in (int(s) for s in args.sizes.split(",")):
         queries = args.queries if count <= 100_000 else args.queries_1m
         bench_size(count, queries, rows, args.library, args.hnsw_budget_s)
     print(
         f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}; k={K}, {DIM}-d, single-query latency"
+        f"load average {os.getloadavg()[0]:.1f}; k={K}, {DIM}-d {args.data} unit vectors, "
+        "single-query latency"
     )
     header = ("vectors", "method", "build_s", "p50_ms", "p99_ms", "recall@10")
     print("{:>9}  {:<26} {:>8}  {:>8}  {:>8}  {:>9}".format(*header))

@@ -275,6 +275,9 @@ def test_vlm_plan_refinement_is_used_when_valid(monkeypatch):
     final = run("When is he glad for the last time?", deps_for(vlm=vlm))
     plan = Plan.model_validate(final["plan"])
     assert plan.source == "vlm" and plan.targets == ["happy"]
+    prompt = vlm.calls[0]["prompt"]  # the plan prompt: question, rule plan, schema, class ids
+    assert "When is he glad for the last time?" in prompt and "thumbs_up, happy" in prompt
+    assert '"question_type"' in prompt and "{" not in prompt.split("Question:")[0]
     assert [e["label"] for e in final["answer"]["evidence"]] == ["happy"]
 
 
@@ -354,3 +357,39 @@ def test_state_holds_only_plain_data():
 def test_open_questions_list_what_was_seen(question):
     reply = Answer.model_validate(run(question, deps_for())["answer"])
     assert reply.evidence and all(isinstance(e, Evidence) for e in reply.evidence)
+
+
+class CloserSession:
+    """Stands in for PerceptionSession when the agent looks closer: sees happy from 0.7 s."""
+
+    spans: list[tuple[float, float]] = []
+
+    def __init__(self, perceiver, kb, ctx) -> None:
+        self.fps = ctx.sample_fps
+        self.times: list[float] = []
+
+    def add(self, batch) -> None:
+        self.times += [float(t) for t in batch.timestamps_s]
+
+    def finish(self) -> list[Detection]:
+        CloserSession.spans.append((self.times[0], self.times[-1], self.fps))
+        return [det("happy", "emotion", 0.7, self.times[-1], 0.9, "AU12 0.9")]
+
+
+def test_onset_is_refined_by_looking_closer(monkeypatch):
+    from agent.video import FrameBatch
+
+    def frames(path, start_s, end_s, fps, ctx):
+        times = [round(start_s + i / fps, 3) for i in range(int((end_s - start_s) * fps))]
+        yield FrameBatch(None, list(range(len(times))), times)
+
+    monkeypatch.setattr("agent.video.iter_frames", frames)
+    deps = deps_for([det("neutral", "emotion", 0.0, 1.0), det("happy", "emotion", 1.0, 2.4)])
+    deps.perceiver, deps.session_factory = object(), CloserSession
+    final = run("When does he start smiling?", deps)
+    assert [e["start_s"] for e in final["answer"]["evidence"]] == [0.7]
+    assert "starts at 00:00.7" in final["answer"]["answer"]
+    assert CloserSession.spans[-1] == (0.4, 1.4, 10.0)  # one coarse step before, 0.5 s after
+    plain = run("When does he smile?", deps)  # no onset asked: no closer look
+    assert [e["start_s"] for e in plain["answer"]["evidence"]] == [1.0]
+    assert len(CloserSession.spans) == 1

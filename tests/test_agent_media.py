@@ -80,19 +80,18 @@ def _cli(library: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_follow_up_in_a_new_process(service, library, shared_media):
-    video = str(shared_media / THUMB)
-    first = _cli(library, video, "When does she give a thumbs up?", "--thread", "t1", "--json")
-    assert first.returncode == 0, first.stderr
-    payload = json.loads(first.stdout)
-    assert set(payload) == {"answer", "evidence", "backend"}
-    assert payload["backend"] == "perception" and payload["evidence"]
-    assert "[retrieve] retrieving" in first.stderr  # progress streamed on stderr
-    span = payload["evidence"][0]
-    second = _cli(library, video, "How long did it last?", "--thread", "t1")
+    """The first question in this process, the follow-up from the CLI in another one."""
+    video = shared_media / THUMB
+    first = service.ask(video, "When does she give a thumbs up?", thread_id="t1")
+    span = first.evidence[0]
+    second = _cli(library, str(video), "How long did it last?", "--thread", "t1", "--json")
     assert second.returncode == 0, second.stderr
-    expected_s = span["end_s"] - span["start_s"]
-    assert f"lasted {expected_s:.1f} s" in second.stdout
-    assert "start" in second.stdout and "00:0" in second.stdout  # the evidence table
+    payload = json.loads(second.stdout)
+    assert set(payload) == {"answer", "evidence", "backend"} and payload["backend"] == "perception"
+    assert f"lasted {span.end_s - span.start_s:.1f} s" in payload["answer"]
+    assert payload["evidence"][0]["start_s"] == span.start_s
+    assert "[plan] planning: How long did it last?" in second.stderr  # progress on stderr
+    assert [t["question"] for t in service.history("t1")][-1] == "How long did it last?"
 
 
 def test_cli_reports_a_missing_video_in_one_line(library, tmp_path):

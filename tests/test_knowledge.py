@@ -226,6 +226,20 @@ def test_id_file_kind_and_duplicates(tmp_path):
     assert "class 'Bad Id': field 'id'" in problems and "snake_case" in problems
 
 
+def test_consistency_problems_name_their_field(tmp_path):
+    same = {"id": "nod", "how_to_tell": "A nod moves up and down."}
+    itself = {"id": "wave", "how_to_tell": "It is the same thing."}
+    units = [{"au": 12, "name": "lip corner puller"}]
+    _write(tmp_path, _valid_class(confusions=[same, same, itself], action_units=units))
+    _write(tmp_path, _valid_class("nod"))
+    problems = "\n".join(_problems(tmp_path))
+    assert "class 'wave': field 'action_units': only emotions" in problems
+    assert "class 'wave': field 'confusions[1].id': 'nod' is listed twice" in problems
+    assert "class 'wave': field 'confusions[2].id': a class cannot be confused with itself" in (
+        problems
+    )
+
+
 def test_bad_yaml_and_bad_perception(tmp_path):
     broken = tmp_path / "gesture" / "nod.yaml"
     broken.parent.mkdir(parents=True)

@@ -290,3 +290,57 @@ def test_thumb_seen_end_on_counts_by_geometry_not_by_name():
     )
     assert hand_shape_score(upright_index, index_up)[0] > 0.9
     assert hand_shape_score(upright_index, thumbs_up)[0] < 0.2
+
+
+def _body_track(bodies: list[dict], step_s: float = 0.25) -> Track:
+    frames = [
+        FrameFeatures(i * step_s, body=b, person_box=[0.3, 0.1, 0.4, 0.8])
+        for i, b in enumerate(bodies)
+    ]
+    return Track(frames, [{}] * len(frames), step_s)
+
+
+def test_wave_needs_a_raised_swinging_wrist():
+    from agent.perception.rules import hand_raise, wrist_oscillation
+
+    swing = [{"wrist_r_x": 0.2 + 0.4 * (i % 2), "wrist_r_above_shoulder": 0.4} for i in range(12)]
+    still = [{"wrist_r_x": 0.2, "wrist_r_above_shoulder": 0.4} for _ in range(12)]
+    low = [{"wrist_r_x": 0.2 + 0.4 * (i % 2), "wrist_r_above_shoulder": -0.6} for i in range(12)]
+    wave = merged_params("wrist_oscillation", {"mode": "raised_wrist", "min_amplitude": 0.25})
+    assert np.nanmax(wrist_oscillation(_body_track(swing), wave).scores) > 0.9
+    assert np.nanmax(wrist_oscillation(_body_track(still), wave).scores) == 0.0
+    assert np.nanmax(wrist_oscillation(_body_track(low), wave).scores) == 0.0
+    raised = merged_params("hand_raise", {})
+    assert np.nanmin(hand_raise(_body_track(still), raised).scores) > 0.9
+    assert np.nanmax(hand_raise(_body_track(low), raised).scores) == 0.0
+
+
+def test_gait_needs_swinging_ankles_and_travel():
+    from agent.perception.rules import gait
+
+    walking = [
+        {"ankle_gap": 0.1 + 0.4 * (i % 2), "hip_x": 0.1 * i, "torso_len": 0.3} for i in range(12)
+    ]
+    marching = [
+        {"ankle_gap": 0.1 + 0.4 * (i % 2), "hip_x": 0.5, "torso_len": 0.3} for i in range(12)
+    ]
+    params = merged_params("gait", {})
+    assert np.nanmax(gait(_body_track(walking), params).scores) > 0.9
+    assert np.nanmax(gait(_body_track(marching), params).scores) < 0.1
+
+
+def test_gaze_aversion_from_head_and_iris():
+    from agent.perception.rules import gaze_aversion
+
+    def frame(yaw, gaze_x):
+        return FrameFeatures(
+            0.0,
+            face_box=[0.4, 0.2, 0.2, 0.3],
+            head={"yaw": yaw, "pitch": 0.0, "roll": 0.0, "gaze_x": gaze_x},
+        )
+
+    params = merged_params("gaze_aversion", {})
+    scores = gaze_aversion(
+        Track([frame(2, 0.0), frame(35, 0.0), frame(10, 0.8)], [{}] * 3, 0.5), params
+    ).scores
+    assert scores[0] == 0.0 and scores[1] == 1.0 and scores[2] == 1.0

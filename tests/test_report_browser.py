@@ -54,3 +54,14 @@ def test_html_report_renders_to_png_and_pdf_without_console_errors(browser, repo
     report_html.with_suffix(".pdf").write_bytes(pdf)
     page.close()
     assert problems == []
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_missing_chromium_fails_under_ci_and_skips_loudly_elsewhere(monkeypatch, ci, outcome):
+    import tests.report_support as support
+
+    monkeypatch.setattr(support.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    expected = pytest.fail.Exception if outcome == "failed" else pytest.skip.Exception
+    with pytest.raises(expected, match="chromium" if ci else "CHROMIUM MISSING"):
+        support.chromium_path()

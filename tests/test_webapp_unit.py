@@ -266,3 +266,26 @@ def test_app_exposes_named_api_events_with_a_shared_model_queue(ctx: Context) ->
     assert options["max_file_size"] == ctx.max_upload_mb * 2**20
     assert all(Path(p).is_relative_to(ctx.home.resolve()) for p in options["allowed_paths"])
     assert "ba-player" in options["head"] and "currentTime" in options["head"]
+
+
+def test_missing_weights_are_reported_readably(ctx: Context) -> None:
+    from agent.web.service import WebService
+
+    handlers = Handlers(ctx, WebService())
+    _, session = handlers.apply_settings(
+        "videollama3", str(ctx.home / "no-such-model"), "auto", 2.0, 10.0, 5, new_session()
+    )
+    with pytest.raises(gr.Error) as caught:
+        user_errors(handlers.check_model)(session)
+    assert (
+        "no-such-model" in caught.value.message
+        and "BEHAVIOR_AGENT_MODEL_ID" in caught.value.message
+    )
+
+
+def test_report_offers_html_and_json(handlers: Handlers, clip_mp4: Path) -> None:
+    sha = _index(handlers, clip_mp4)["video"]
+    path, status = handlers.report(sha, "json", new_session(), progress=lambda *a, **k: None)
+    assert Path(path).suffix == ".json" and "ready" in status
+    with pytest.raises(gr.Error, match="--format md"):
+        user_errors(handlers.report)(sha, "md", new_session(), progress=lambda *a, **k: None)

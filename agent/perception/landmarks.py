@@ -132,9 +132,9 @@ class Perceiver:
             person.hands = self._hands_only(frame_rgb, still)
             if not still:
                 # In a video with nobody in view, look again soon after a find, rarely after
-                # misses (1, 2, 4 ... 16 frames): the palm detector costs a holistic pass.
+                # misses (1, 2, 4 ... 32 frames): the palm detector costs a holistic pass.
                 self._hands_backoff = (
-                    0 if person.hands else min(16, max(1, 2 * self._hands_backoff))
+                    0 if person.hands else min(32, max(1, 2 * self._hands_backoff))
                 )
                 self._hands_wait = self._hands_backoff
         persons = [person] if (person.box is not None) else []

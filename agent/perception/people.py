@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-# Work size for background subtraction: people of ~60 px in a 576-line frame stay ~25 px tall.
-_WORK_WIDTH = 320
+# Work size for background subtraction: people of ~60 px in a 576-line frame stay ~19 px tall.
+_WORK_WIDTH = 240
 # Above this share of foreground pixels the camera (or the light) moved: the frame is skipped
 # and the background model starts again.
 _CAMERA_MOTION = 0.25

@@ -208,9 +208,11 @@ def hand_near_face(track: Track, p: dict[str, Any]) -> Scored:
         if depth > p["max_depth_in_front"]:
             return 0.0, f"hand {depth:.1f} shoulder widths in front of the face"
         if region == "scalp":
-            # Fingertips above the eyes and near the head (not a raised hand far away).
+            # Fingertips at or above the hairline and near the head (not a raised hand far
+            # away, not a hand over the forehead).
             near = ramp(hand.to_face["forehead"], 2 * limit + 0.5, limit + 0.5)
-            result = min(ramp(value, 0.0, 0.2), near)
+            need = p["min_above_eyes"]
+            result = min(ramp(value, need * 0.6, need), near)
             cue = f"fingertips {value:.2f} face widths above the eyes"
         else:
             result = ramp(value, 2 * limit, limit)

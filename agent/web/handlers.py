@@ -170,36 +170,39 @@ class Handlers:
             {"role": "user", "content": render.escape_text(question)}
         ]
         steps = StepLog()
-        events: queue.Queue = queue.Queue()
-        result: dict[str, Any] = {}
-        worker = threading.Thread(
-            target=self._ask_worker,
-            args=(video, question, ctx, thread_id, events, result),
-            name="ask",
-            daemon=True,
-        )
-        worker.start()
         yield chat + steps.messages(), "", None, session
-        while (event := events.get()) is not _DONE:
-            steps.add(event)
+        for item in self._run_agent(video, question, ctx, thread_id):
+            if isinstance(item, Answer):
+                answer = item
+                break
+            steps.add(item)
             yield chat + steps.messages(), "", None, session
-        if "error" in result:
-            raise result["error"]
-        answer: Answer = result["answer"]
         self._add_trace(steps, thread_id, ctx)
         reply = {"role": "assistant", "content": self.answer_html(video, answer, ctx)}
         session["chats"][video.sha256] = chat + steps.messages(finished=True) + [reply]
         yield session["chats"][video.sha256], "", answer.model_dump(), session
 
-    def _ask_worker(self, video, question, ctx, thread_id, events, result) -> None:
-        try:
-            result["answer"] = self.service.ask(
-                video, question, ctx, thread_id=thread_id, on_event=events.put
-            )
-        except Exception as error:  # handed to the page by the generator
-            result["error"] = error
-        finally:
-            events.put(_DONE)
+    def _run_agent(self, video: LibraryVideo, question: str, ctx: Context, thread_id: str):
+        """The agent's events as they come, then its Answer (it runs in a worker thread)."""
+        events: queue.Queue = queue.Queue()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["answer"] = self.service.ask(
+                    video, question, ctx, thread_id=thread_id, on_event=events.put
+                )
+            except Exception as error:  # re-raised below, in the event's own thread
+                result["error"] = error
+            finally:
+                events.put(_DONE)
+
+        threading.Thread(target=work, name="ask", daemon=True).start()
+        while (event := events.get()) is not _DONE:
+            yield event
+        if "error" in result:
+            raise result["error"]
+        yield result["answer"]
 
     def _add_trace(self, steps: StepLog, thread_id: str, ctx: Context) -> None:
         """The agent's own account of the turn (plan targets, passes, verdicts) in the panels."""
@@ -245,12 +248,16 @@ class Handlers:
         session: dict[str, Any],
         progress=gr.Progress(),  # noqa: B008 (Gradio's documented way to get a progress bar)
     ):
-        """Write the report of the selected video in `fmt` (html, json or md) for download."""
+        """Write the report of the selected video in `fmt` (html or json) for download."""
         ctx = self.ctx_for(session)
         video = self.video_for(video, ctx)
         fmt = (fmt or "html").lower()
-        if fmt not in ("html", "json", "md"):
-            raise gr.Error(f"Unknown report format '{fmt}': choose html, json or md.")
+        # Markdown reports keep their images in files beside them: the CLI writes those.
+        if fmt not in ("html", "json"):
+            raise gr.Error(
+                f"The web app offers html or json reports, not '{fmt}'; for Markdown run "
+                "`behavior-agent report VIDEO --format md`."
+            )
         progress(0.0, desc="Building the report")
 
         def on_progress(event: dict[str, Any]) -> None:

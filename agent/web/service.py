@@ -22,7 +22,7 @@ from agent.web.records import LibraryVideo, TimelineEvent, TimelineView
 log = logging.getLogger(__name__)
 
 OnEvent = Callable[[dict[str, Any]], None]
-ReportFormat = Literal["html", "json", "md"]
+ReportFormat = Literal["html", "json"]
 # Long side of an evidence thumbnail in the chat (pixels).
 THUMB_SIDE = 360
 

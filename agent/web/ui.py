@@ -125,7 +125,7 @@ def _report_tab(ui: SimpleNamespace) -> None:
         "knowledge-base explanation of every label."
     )
     with gr.Row():
-        ui.fmt = gr.Radio(["html", "json", "md"], value="html", label="Format", scale=3)
+        ui.fmt = gr.Radio(["html", "json"], value="html", label="Format", scale=3)
         ui.make = gr.Button("Generate report", variant="primary", scale=1)
     ui.report_file = gr.File(label="Download", interactive=False)
     ui.report_status = gr.Markdown(label="Report status")
