@@ -109,15 +109,7 @@ class AgentService:
 
         with self._lock:
             record = self._index_video(video, progress)
-        return VideoInfo(
-            path=str(Path(video)),
-            duration_s=record.duration_s,
-            fps=record.fps,
-            frame_count=record.frame_count,
-            width=record.width,
-            height=record.height,
-            sha256=record.sha256,
-        )
+        return record.info(Path(video))
 
     def _index_video(self, video: str | Path, progress: Callable[[dict], None]) -> Any:
         from agent.indexing import index_video

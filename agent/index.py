@@ -41,11 +41,12 @@ from agent.video import sha256_file
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-# HNSW parameters: M=16 / efConstruction=40 builds ~3x faster than 32/80 on 384-d vectors;
-# efSearch=128 keeps recall high on real (clustered) text embeddings.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 128
+# HNSW parameters, measured in benchmarks/index_bench.py: on hard synthetic 384-d data at 100k,
+# M=32/efConstruction=80 with efSearch=256 gives recall@10 ~0.6-0.7 at ~3 ms a query (M=16/40
+# only ~0.3 at efSearch=128); real sentence embeddings are easier. Builds cost ~0.5 ms a vector.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 256
 # Below this many candidates a filtered search on an approximate index is scored exactly.
 _EXACT_FILTER_LIMIT = 20_000
 _SHA_RE = re.compile(r"^[0-9a-f]{8,64}$")
@@ -125,6 +126,11 @@ class VideoRecord(Record):
     index_wall_s: float | None = None
     # Set by `index_video` when the call did no work (already indexed with the same settings).
     reused: bool = False
+
+    def info(self, path: str | Path | None = None) -> VideoInfo:
+        """The probe record of this video, at `path` (default: the path it was indexed from)."""
+        fields = self.model_dump(include=set(VideoInfo.model_fields) - {"path"})
+        return VideoInfo(path=str(path if path is not None else self.path), **fields)
 
 
 class ClipRecord(Clip):
@@ -690,9 +696,13 @@ class ClipIndex:
 
     def _faiss_search(self, index, space, query, k, candidates):
         if candidates is None:
-            if _is_hnsw(index):
-                faiss.downcast_index(index.index).hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
-            scores, ids = index.search(query, k)
+            # Per-call parameters: concurrent searches never write to the shared index.
+            params = (
+                faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * k))
+                if _is_hnsw(index)
+                else None
+            )
+            scores, ids = index.search(query, k, params=params)
             return scores[0], ids[0]
         if _is_hnsw(index) and len(candidates) <= _EXACT_FILTER_LIMIT:
             return self._exact_scores(space, query[0], candidates, k)

@@ -69,12 +69,7 @@ def build_report(
     finally:
         if index is None:
             library.close()
-    info = VideoInfo(
-        path=str(path),
-        **record.model_dump(
-            include={"duration_s", "fps", "frame_count", "width", "height", "sha256"}
-        ),
-    )
+    info = record.info(path)
     data = assemble_report(info, clips, detections, ctx, kb=kb, vlm=vlm, progress=progress)
     data.provenance.index_settings = dict(record.settings)
     if record.indexed_at:

@@ -4,11 +4,9 @@ Memory stays flat on any video length: only the sampled frame indices are decode
 time, at a size capped by `Context.decode_max_side`. Timestamps are the reader's, not idx / fps.
 """
 
-import contextlib
 import hashlib
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from agent.context import Context
 from agent.errors import VideoError
+from agent.quiet import native_stderr_silenced
 from agent.state import Clip, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -294,7 +293,7 @@ def _open_reader(path: Path, max_side: int | None):
             height = max(2, int(round(full[1] * scale / 2)) * 2)
     decord.logging.set_level(decord.logging.QUIET)
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), width=width, height=height)
     except (RuntimeError, AssertionError, decord.DECORDError) as error:
         reason = (
@@ -304,20 +303,6 @@ def _open_reader(path: Path, max_side: int | None):
     if len(reader) == 0:
         raise VideoError(f"'{path}' has no video frames. {_FIX_HINT}")
     return reader
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide what decord's C++ logger writes to fd 2 on a bad file; our error says it better."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _native_size(path: Path) -> tuple[int, int]:

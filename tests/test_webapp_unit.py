@@ -5,6 +5,7 @@ service is exercised end to end in test_webapp_e2e.py.
 """
 
 import re
+import socket
 from pathlib import Path
 
 import gradio as gr
@@ -13,9 +14,9 @@ from typer.testing import CliRunner
 
 from agent.cli.app import app as cli_app
 from agent.context import Context
-from agent.errors import BehaviorAgentError, VideoError
+from agent.errors import BehaviorAgentError, ConfigError, VideoError
 from agent.state import Answer, Evidence
-from agent.web import create_app, render
+from agent.web import create_app, launch, render
 from agent.web.files import check_upload_size, playable, served_dirs, store_upload
 from agent.web.handlers import Handlers, new_session, user_errors
 from agent.web.records import LibraryVideo, TimelineEvent
@@ -289,3 +290,12 @@ def test_report_offers_html_and_json(handlers: Handlers, clip_mp4: Path) -> None
     assert Path(path).suffix == ".json" and "ready" in status
     with pytest.raises(gr.Error, match="--format md"):
         user_errors(handlers.report)(sha, "md", new_session(), progress=lambda *a, **k: None)
+
+
+def test_a_busy_port_is_a_readable_error(ctx: Context) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*--port"):
+            launch(ctx, port=port, service=FakeService(), block=False)

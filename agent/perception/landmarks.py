@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from agent.context import Context
 from agent.errors import BehaviorAgentError
+from agent.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class Perceiver:
         # Frames to skip before the next look for bodiless hands in a video (see `process`).
         self._hands_backoff = 0
         self._hands_wait = 0
+        # Graphs (by id) that have run once; see `_run`.
+        self._started: set[int] = set()
 
     # --- public --------------------------------------------------------------------------
 
@@ -113,7 +117,7 @@ class Perceiver:
         """Landmarks of the person in one RGB uint8 frame (H, W, 3)."""
         frame_rgb = np.ascontiguousarray(frame_rgb)
         height, width = frame_rgb.shape[:2]
-        result = self._holistic(still).process(frame_rgb)
+        result = self._run(self._holistic(still), frame_rgb)
         person = Person(
             pose=_array(result.pose_landmarks, with_visibility=True),
             face=_array(result.face_landmarks),
@@ -171,6 +175,15 @@ class Perceiver:
 
     # --- private -------------------------------------------------------------------------
 
+    def _run(self, graph, frame_rgb: np.ndarray):
+        # A graph's first run loads its TFLite models, which log start-up chatter to fd 2.
+        if id(graph) in self._started:
+            return graph.process(frame_rgb)
+        with native_stderr_silenced():
+            result = graph.process(frame_rgb)
+        self._started.add(id(graph))
+        return result
+
     def _holistic(self, still: bool):
         name = "_still" if still else "_video"
         if getattr(self, name) is None:
@@ -202,7 +215,7 @@ class Perceiver:
                     min_detection_confidence=0.5,
                 ),
             )
-        result = getattr(self, name).process(frame_rgb)
+        result = self._run(getattr(self, name), frame_rgb)
         if not result.multi_hand_landmarks:
             return []
         # The hands solution labels handedness as if the image were mirrored (selfie view);
@@ -223,6 +236,8 @@ def _array(landmarks, with_visibility: bool = False) -> np.ndarray | None:
 def _solutions():
     # glog/absl chatter from the C++ graph is noise for users; keep it to errors.
     os.environ.setdefault("GLOG_minloglevel", "2")
+    # mediapipe 0.10.14 calls a protobuf API that protobuf 4.25 marks deprecated on every run.
+    warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
     try:
         import mediapipe as mp
     except ImportError as error:

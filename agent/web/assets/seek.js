@@ -9,7 +9,7 @@
     if (!video) return false;
     const go = () => {
       const end = Number.isFinite(video.duration) ? video.duration : seconds;
-      void 0; (() => 0)(Math.max(0, Math.min(seconds, end)));
+      video.currentTime = Math.max(0, Math.min(seconds, end));
       video.dataset.baLastSeek = String(seconds);
       const playing = video.play();
       if (playing && playing.catch) playing.catch(() => {});
