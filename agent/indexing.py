@@ -30,7 +30,7 @@ from agent.index import (
 from agent.index import visual_space as visual_space_name
 from agent.state import Clip, Detection, VideoInfo
 from agent.timefmt import format_clock
-from agent.video import FrameBatch, is_image, probe, read_image, sample_frames, segment, sha256_file
+from agent.video import FrameBatch, is_image, probe, read_image, sample_frames, segment
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _index(
     force,
 ) -> VideoRecord:
     report("probe", 0, 1, f"reading {path.name}")
-    info = probe_any(path, ctx)
+    info = probe(path, ctx)
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     kb = kb if kb is not None else _default_kb()
     use_vlm = vlm is not None and ctx.backend == "videollama3"
@@ -196,22 +196,6 @@ def _index(
 
 
 # --- steps ----------------------------------------------------------------------------------
-
-
-def probe_any(path: Path, ctx: Context) -> VideoInfo:
-    """`video.probe`, or the equivalent record for a still image (one frame at 0 s)."""
-    if not is_image(path):
-        return probe(path, ctx)
-    image = read_image(path)
-    return VideoInfo(
-        path=str(path),
-        duration_s=0.0,
-        fps=0.0,
-        frame_count=1,
-        width=int(image.shape[1]),
-        height=int(image.shape[0]),
-        sha256=sha256_file(path),
-    )
 
 
 def _perceive(path, info, ctx, kb, perceiver, session_factory, report):

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 
-__all__ = ["ReportData", "assemble_report", "build_report", "video_info", "write_report"]
+__all__ = ["ReportData", "assemble_report", "build_report", "write_report"]
 
 
 def build_report(
@@ -77,13 +77,6 @@ def build_report(
             timespec="seconds"
         )
     return data
-
-
-def video_info(path: Path, ctx: Context) -> VideoInfo:
-    """`probe` for a video; for a still image, a zero-length record of its size and hash."""
-    from agent.indexing import probe_any
-
-    return probe_any(Path(path), ctx)
 
 
 def assemble_report(

@@ -83,13 +83,10 @@ def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
     """Duration, fps, frame count, size and content hash of a video; VideoError if unusable."""
     ctx = ctx or Context.from_env()
     path = _existing_file(path)
+    if is_image(path):
+        return _probe_still(path, ctx)
     width, height = _native_size(path)
-    if width * height > ctx.max_frame_pixels:
-        raise VideoError(
-            f"'{path}' is {width}x{height}, above the cap of {ctx.max_frame_pixels:,} pixels per "
-            "frame. Downscale it (`ffmpeg -i INPUT -vf scale=1920:-2 OUTPUT.mp4`) or raise "
-            "BEHAVIOR_AGENT_MAX_FRAME_PIXELS."
-        )
+    _check_frame_pixels(path, width, height, ctx)
     reader = _open_reader(path, max_side=_SHOT_DETECT_SIDE)
     frame_count = len(reader)
     # The last frame is decoded too: a truncated file opens fine and fails only at its end.
@@ -110,6 +107,30 @@ def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
         height=int(height),
         sha256=sha256_file(path),
     )
+
+
+def _probe_still(path: Path, ctx: Context) -> VideoInfo:
+    """A still image as a one-frame 'video' at 0 s (stills go through the same pipeline)."""
+    height, width = read_image(path).shape[:2]
+    _check_frame_pixels(path, width, height, ctx)
+    return VideoInfo(
+        path=str(path),
+        duration_s=0.0,
+        fps=0.0,
+        frame_count=1,
+        width=int(width),
+        height=int(height),
+        sha256=sha256_file(path),
+    )
+
+
+def _check_frame_pixels(path: Path, width: int, height: int, ctx: Context) -> None:
+    if width * height > ctx.max_frame_pixels:
+        raise VideoError(
+            f"'{path}' is {width}x{height}, above the cap of {ctx.max_frame_pixels:,} pixels per "
+            "frame. Downscale it (`ffmpeg -i INPUT -vf scale=1920:-2 OUTPUT.mp4`) or raise "
+            "BEHAVIOR_AGENT_MAX_FRAME_PIXELS."
+        )
 
 
 def frame_start_times(path: str | os.PathLike) -> np.ndarray:
@@ -210,6 +231,8 @@ def segment(
     """
     ctx = ctx or Context.from_env()
     info = probe(path, ctx)
+    if is_image(path):
+        return [Clip(clip_id=0, start_s=0.0, end_s=0.0)]
     max_side = ctx.decode_max_side if on_frames else _SHOT_DETECT_SIDE
     cut_times: list[float] = []
     previous: np.ndarray | None = None

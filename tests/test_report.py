@@ -9,11 +9,12 @@ from PIL import Image
 
 from agent.charts import overlap_lanes
 from agent.context import Context
-from agent.report import assemble_report, video_info
+from agent.report import assemble_report
 from agent.report_events import label_totals, merge_detections, notable_moments
 from agent.report_frames import KEY_FRAME_SIDE
 from agent.report_model import ReportData
 from agent.state import Clip
+from agent.video import probe
 from tests.report_support import ScriptedVLM, StubKB, detection, sample_detections
 from tests.synthetic import write_video
 
@@ -159,7 +160,7 @@ def test_notable_moments_are_strong_emotion_onsets_and_rare_gestures():
 
 
 def test_assembled_report_links_events_to_knowledge_and_has_charts_and_key_frames(video, ctx):
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     data = assemble_report(info, clips_of(info.duration_s), sample_detections(), ctx, kb=StubKB())
     assert isinstance(data, ReportData)
     assert data.video.name == "two_scenes.mp4" and data.video.sha256 == info.sha256
@@ -194,7 +195,7 @@ def test_assembled_report_links_events_to_knowledge_and_has_charts_and_key_frame
 
 
 def test_key_frame_is_the_frame_at_the_event_with_its_box_drawn(video, ctx):
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     data = assemble_report(info, clips_of(info.duration_s), sample_detections(), ctx, kb=StubKB())
     thumbs = next(e for e in data.events if e.label == "thumbs_up")
     image = np.asarray(Image.open(io.BytesIO(data.images[thumbs.key_frame])).convert("RGB"))
@@ -211,7 +212,7 @@ def test_key_frame_is_the_frame_at_the_event_with_its_box_drawn(video, ctx):
 
 
 def test_key_frames_stop_at_the_cap_most_notable_first(video, ctx):
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     capped = ctx.replace(report_max_key_frames=1)
     data = assemble_report(info, [], sample_detections(), capped, kb=StubKB())
     with_frames = [e.label for e in data.events if e.key_frame]
@@ -231,7 +232,7 @@ def test_six_different_gestures_are_not_rare_but_one_among_ten_is():
 
 
 def test_narratives_are_model_written_per_segment_with_the_evidence(video, ctx):
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     vlm = ScriptedVLM(fail_on_call=2)
     kb = StubKB()
     data = assemble_report(
@@ -256,7 +257,7 @@ def test_narratives_are_model_written_per_segment_with_the_evidence(video, ctx):
 
 
 def test_provenance_states_settings_versions_time_and_limits(video, ctx):
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     data = assemble_report(info, [], [], ctx, kb=StubKB(), key_frames=False)
     provenance = data.provenance
     assert provenance.backend == "perception"
@@ -273,7 +274,7 @@ def test_provenance_states_settings_versions_time_and_limits(video, ctx):
 def test_a_still_image_reports_events_at_time_zero(tmp_path, ctx):
     image_path = tmp_path / "hand.png"
     Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(image_path)
-    info = video_info(image_path, ctx)
+    info = probe(image_path, ctx)
     assert info.duration_s == 0.0 and info.frame_count == 1
     data = assemble_report(
         info,
@@ -325,7 +326,7 @@ def test_key_frame_falls_back_to_the_plain_frame_when_the_overlay_fails(video, c
     monkeypatch.setattr(
         frames_module, "_overlay_function", lambda: (broken_overlay, BrokenPerceiver)
     )
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     data = assemble_report(info, [], sample_detections(), ctx, kb=StubKB())
     assert calls[0] == "perceiver" and calls[-1] == "closed"  # one perceiver for all frames
     assert calls.count("perceiver") == 1 and len(calls) == 2 + len(data.events)

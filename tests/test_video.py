@@ -227,3 +227,35 @@ def test_cli_error_is_one_line_and_nonzero(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: Cannot read")
     assert result.stdout == ""
+
+
+def test_cli_probe_and_segment_work_on_every_shared_file(shared_media: Path, tmp_path) -> None:
+    """Videos and stills alike: a still is a one-frame 'video' at 0 s with one clip."""
+    files = sorted(
+        p for p in shared_media.iterdir() if p.suffix.lower() != ".csv" and p.suffix != ".md"
+    )
+    assert len(files) >= 13
+    for media in files:
+        probed = _cli("probe", str(media), "--json", home=tmp_path)
+        assert probed.returncode == 0, (media.name, probed.stderr)
+        info = json.loads(probed.stdout)
+        clips = json.loads(_cli("segment", str(media), "--json", home=tmp_path).stdout)["clips"]
+        assert clips[0]["start_s"] == 0.0
+        assert clips[-1]["end_s"] == pytest.approx(info["duration_s"])
+        if media.suffix == ".png":
+            assert (info["duration_s"], info["frame_count"]) == (0.0, 1)
+            assert len(clips) == 1
+
+
+def test_still_image_caps_and_unreadable_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    still = tmp_path / "still.png"
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(still)
+    assert probe(still, Context(home=tmp_path)).width == 400
+    with pytest.raises(VideoError, match="BEHAVIOR_AGENT_MAX_FRAME_PIXELS"):
+        probe(still, Context(home=tmp_path, max_frame_pixels=100 * 100))
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not really a jpeg")
+    with pytest.raises(VideoError, match="as an image"):
+        probe(broken, Context(home=tmp_path))

@@ -104,10 +104,11 @@ class WebService:
 
     def timeline(self, video: LibraryVideo, ctx: Context) -> TimelineView:
         """The report's timeline chart and merged events, without key frames (fast)."""
-        from agent.report import assemble_report, video_info
+        from agent.report import assemble_report
+        from agent.video import probe
 
         index = self.agent(ctx).index
-        info = video_info(Path(video.path), ctx)
+        info = probe(Path(video.path), ctx)
         data = assemble_report(
             info,
             list(index.clips(video.sha256)),
