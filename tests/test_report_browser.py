@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from agent.context import Context
-from agent.report import assemble_report, video_info, write_report
+from agent.report import assemble_report, write_report
 from agent.state import Clip
+from agent.video import probe
 from tests.report_support import ScriptedVLM, StubKB, chromium, render_png, sample_detections
 from tests.synthetic import write_video
 
@@ -24,7 +25,7 @@ def report_html(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
     video = write_video(folder / "clip.mp4", [6.0, 6.0])
     ctx = Context(home=folder / "home")
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     clips = [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=12.0)]
     data = assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=ScriptedVLM())
     return write_report(data, "html", folder / "report.html")

@@ -11,9 +11,10 @@ from PIL import Image
 
 from agent.context import Context
 from agent.errors import BehaviorAgentError
-from agent.report import assemble_report, video_info, write_report
+from agent.report import assemble_report, write_report
 from agent.report_model import ReportData
 from agent.state import Clip
+from agent.video import probe
 from tests.report_support import ScriptedVLM, StubKB, detection, sample_detections
 from tests.synthetic import write_video
 
@@ -23,7 +24,7 @@ def data(tmp_path_factory) -> ReportData:
     folder = tmp_path_factory.mktemp("formats")
     video = write_video(folder / "session one.mp4", [6.0, 6.0])
     ctx = Context(home=folder / "home")
-    info = video_info(video, ctx)
+    info = probe(video, ctx)
     clips = [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=12.0)]
     return assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=ScriptedVLM())
 
@@ -212,7 +213,7 @@ def test_a_still_image_report_has_no_timeline_but_all_formats(tmp_path):
     Image.fromarray(np.full((90, 120, 3), 180, np.uint8)).save(image)
     ctx = Context(home=tmp_path / "home")
     data = assemble_report(
-        video_info(image, ctx),
+        probe(image, ctx),
         [Clip(clip_id=0, start_s=0.0, end_s=0.0)],
         [detection("gesture", "thumbs_up", 0.0, 0.0, 0.9)],
         ctx,
