@@ -39,7 +39,7 @@ INDEX_FORMAT = 1  # bump when the clip text or stored layout changes (forces re-
 _KIND_ORDER = ("gesture", "emotion", "action")
 _KEY_FRAMES_PER_CLIP = 3
 # Settings that change what indexing produces; a change to any of these re-indexes a video.
-_PERCEPTION_SETTINGS = (
+PERCEPTION_SETTINGS = (
     "sample_fps",
     "clip_length_s",
     "clip_overlap_s",
@@ -422,7 +422,7 @@ def _when(d: Detection, clip: Clip) -> str:
 
 def index_settings(ctx: Context, embedder, visual_embedder, vlm, kb) -> dict[str, Any]:
     """What a stored index was built with: settings and model versions (JSON-ready)."""
-    settings: dict[str, Any] = {k: getattr(ctx, k) for k in _PERCEPTION_SETTINGS}
+    settings: dict[str, Any] = {k: getattr(ctx, k) for k in PERCEPTION_SETTINGS}
     settings["format"] = INDEX_FORMAT
     settings["backend"] = "videollama3" if vlm is not None else "perception"
     settings["perception"] = _perception_version()

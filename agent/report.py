@@ -123,14 +123,9 @@ def assemble_report(
 
 def _report_video(info: VideoInfo) -> ReportVideo:
     return ReportVideo(
-        name=Path(info.path).name,
+        **info.model_dump(exclude={"path"}),
         path=str(Path(info.path).resolve()),
-        duration_s=info.duration_s,
-        fps=info.fps,
-        frame_count=info.frame_count,
-        width=info.width,
-        height=info.height,
-        sha256=info.sha256,
+        name=Path(info.path).name,
         is_image=is_image(info.path),
     )
 

@@ -4,23 +4,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from agent.state import Kind, Record
+from agent.state import Kind, Record, VideoInfo
 
 SCHEMA_VERSION = 1
 KINDS: tuple[Kind, ...] = ("emotion", "gesture", "action")
 
 
-class ReportVideo(Record):
-    """The recording the report is about."""
+class ReportVideo(VideoInfo):
+    """The recording the report is about: its probe record, file name, and whether it is a still."""
 
     name: str
-    path: str
-    duration_s: float
-    fps: float
-    frame_count: int
-    width: int
-    height: int
-    sha256: str
     is_image: bool = False
 
 

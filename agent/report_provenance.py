@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from agent.context import Context
+from agent.indexing import PERCEPTION_SETTINGS
 from agent.report_model import Provenance
 from agent.state import VideoInfo
 
@@ -28,16 +29,8 @@ _DISTRIBUTIONS = (
     "faiss-cpu",
     "matplotlib",
 )
-_SAMPLING_FIELDS = (
-    "sample_fps",
-    "clip_length_s",
-    "clip_overlap_s",
-    "min_clip_s",
-    "shot_threshold",
-    "decode_max_side",
-    "report_merge_gap_s",
-    "report_strong_confidence",
-)
+# What shaped the detections (the indexing settings) plus how the report merged them.
+_SAMPLING_FIELDS = (*PERCEPTION_SETTINGS, "report_merge_gap_s", "report_strong_confidence")
 _VLM_SAMPLING_FIELDS = ("describe_fps", "max_frames_per_call", "max_visual_tokens")
 
 
