@@ -216,7 +216,13 @@ def how_many_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: st
                 f"perception could not tell people apart here, so it counted "
                 f"{len(events)} separate episode(s)."
             )
-        return f"{people} {noun} seen {what} {where}; each is a distinct tracked person."
+        # The tracker cannot re-identify someone who is occluded or leaves and comes back, so
+        # a track is not a guaranteed person: say which way the count can be wrong.
+        return (
+            f"{people} {noun} seen {what} {where} ({people} separate tracks; someone hidden "
+            "for a while or leaving and coming back can be counted twice, so this may be "
+            "an overcount)."
+        )
     return f"{what.capitalize()}: {len(events)} time{'s' if len(events) != 1 else ''} {where}."
 
 
