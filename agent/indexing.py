@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from agent.context import Context
-from agent.errors import VideoError
 from agent.index import (
     ClipIndex,
     VideoPayload,
@@ -30,7 +29,15 @@ from agent.index import (
 from agent.index import visual_space as visual_space_name
 from agent.state import Clip, Detection, VideoInfo
 from agent.timefmt import format_clock
-from agent.video import FrameBatch, is_image, probe, read_image, sample_frames, segment
+from agent.video import (
+    FrameBatch,
+    is_image,
+    probe,
+    sample_frames,
+    sample_span,
+    segment,
+    still_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +219,7 @@ def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
     if is_image(path):
         session = session_factory(perceiver, kb, ctx, still=True)
         report("perceive", 0, 1, "perceiving the image")
-        session.add(_image_batch(path))
+        session.add(still_batch(path))
         report("perceive", 1, 1, "image perceived")
         return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], _clamped(session.finish(), info)
     session = session_factory(perceiver, kb, ctx)
@@ -237,11 +244,6 @@ def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
     return clips, detections
 
 
-def _image_batch(path: Path) -> FrameBatch:
-    image = read_image(path)
-    return FrameBatch(image[None], np.zeros(1, np.int64), np.zeros(1, np.float64))
-
-
 def _clamped(detections: list[Detection], info: VideoInfo) -> list[Detection]:
     """Detections with their times inside the video (the system, not a model, owns times)."""
     clamped = []
@@ -262,28 +264,23 @@ def _describe(path, info, ctx, clips, kb, vlm, library, settings, report):
     for number, clip in enumerate(clips, start=1):
         cached = library.cached_caption(info.sha256, key, clip.start_s, clip.end_s)
         if cached is None:
-            reply = vlm.describe(_clip_frames(path, ctx, clip), info, snippet)
+            reply = vlm.describe(
+                sample_span(
+                    path,
+                    clip.start_s,
+                    clip.end_s,
+                    fps=ctx.describe_fps,
+                    max_frames=ctx.max_frames_per_call,
+                    ctx=ctx,
+                ),
+                info,
+                snippet,
+            )
             cached = (caption_of(reply.text, reply.data), reply.data)
             library.store_caption(info.sha256, key, clip.start_s, clip.end_s, *cached)
         described.append(cached)
         report("describe", number, len(clips), f"clip {number} of {len(clips)}")
     return described
-
-
-def _clip_frames(path: Path, ctx: Context, clip: Clip) -> FrameBatch:
-    if is_image(path):
-        return _image_batch(path)
-    try:
-        return sample_frames(
-            path,
-            clip.start_s,
-            clip.end_s,
-            fps=ctx.describe_fps,
-            max_frames=ctx.max_frames_per_call,
-            ctx=ctx,
-        )
-    except VideoError:  # a span shorter than one sampling step: take its middle frame
-        return sample_frames(path, clip.start_s, clip.end_s, num_frames=1, ctx=ctx)
 
 
 def caption_of(text: str, data: dict | None) -> str:
@@ -354,7 +351,7 @@ def _key_frame_vectors(path, ctx, clips, visual_embedder) -> np.ndarray:
     vectors = []
     for clip in clips:
         if is_image(path):
-            frames = _image_batch(path).frames
+            frames = still_batch(path).frames
         else:
             frames = sample_frames(
                 path, clip.start_s, clip.end_s, num_frames=_KEY_FRAMES_PER_CLIP, ctx=ctx

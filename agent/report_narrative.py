@@ -6,15 +6,12 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-import numpy as np
-
 from agent.context import Context
-from agent.errors import VideoError
 from agent.report_model import ReportData, ReportEvent, Segment
 from agent.resources import load_prompt
 from agent.state import VideoInfo
 from agent.timefmt import format_clock, format_span
-from agent.video import FrameBatch, is_image, read_image, sample_frames
+from agent.video import sample_span
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +33,14 @@ def write_narratives(
         try:
             reply = vlm.answer(
                 narrative_question(segment, events),
-                _frames(Path(info.path), segment, ctx),
+                sample_span(
+                    Path(info.path),
+                    segment.start_s,
+                    segment.end_s,
+                    fps=ctx.describe_fps,
+                    max_frames=ctx.max_frames_per_call,
+                    ctx=ctx,
+                ),
                 info,
                 _kb_snippet(kb, events),
             )
@@ -70,22 +74,6 @@ def narrative_question(segment: Segment, events: list[ReportEvent]) -> str:
         end=format_clock(segment.end_s, 1),
         evidence="\n".join(lines) or "- (no behavior was detected in this segment)",
     )
-
-
-def _frames(video: Path, segment: Segment, ctx: Context) -> FrameBatch:
-    if is_image(video):
-        return FrameBatch(read_image(video)[None], np.array([0]), np.array([0.0]))
-    try:
-        return sample_frames(
-            video,
-            segment.start_s,
-            segment.end_s,
-            fps=ctx.describe_fps,
-            max_frames=ctx.max_frames_per_call,
-            ctx=ctx,
-        )
-    except VideoError:  # a span shorter than one sampling step: take its middle frame
-        return sample_frames(video, segment.start_s, segment.end_s, num_frames=1, ctx=ctx)
 
 
 def _kb_snippet(kb: Any, events: list[ReportEvent]) -> str:

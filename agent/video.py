@@ -219,6 +219,33 @@ def sample_frames(
     return FrameBatch(_decode(reader, indices.tolist(), path), indices, starts[indices])
 
 
+def still_batch(path: str | os.PathLike) -> FrameBatch:
+    """A still image as a one-frame batch at 0 s (stills go through the video pipeline)."""
+    frame = read_image(path)
+    return FrameBatch(frame[None], np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float64))
+
+
+def sample_span(
+    path: str | os.PathLike,
+    start_s: float,
+    end_s: float,
+    *,
+    fps: float,
+    max_frames: int,
+    ctx: Context | None = None,
+) -> FrameBatch:
+    """Frames of a span for one model call: at `fps`, thinned to `max_frames`.
+
+    A span shorter than one sampling step gives its middle frame; a still gives the image.
+    """
+    if is_image(path):
+        return still_batch(path)
+    try:
+        return sample_frames(path, start_s, end_s, fps=fps, max_frames=max_frames, ctx=ctx)
+    except VideoError:  # no sampling time fell inside the span
+        return sample_frames(path, start_s, end_s, num_frames=1, ctx=ctx)
+
+
 def segment(
     path: str | os.PathLike,
     ctx: Context | None = None,

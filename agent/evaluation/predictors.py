@@ -21,7 +21,7 @@ from agent.evaluation.annotations import Item
 from agent.evaluation.framefolders import folder_info, iter_folder_frames, sample_folder_frames
 from agent.evaluation.tasks import Task
 from agent.state import Detection, VideoInfo
-from agent.video import FrameBatch, is_image, probe, read_image, sample_frames
+from agent.video import FrameBatch, is_image, probe, read_image, sample_frames, still_batch
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,6 @@ def folder_fps(task: Task) -> float:
     return float(task.spec.options.get("fps", 25.0))
 
 
-def _still_batch(path: str) -> FrameBatch:
-    frame = read_image(path)
-    return FrameBatch(frame[None], np.zeros(1, dtype=np.int64), np.zeros(1))
-
-
 # A query must name a knowledge-base class at least this surely for detections to answer it.
 MIN_CLASS_MATCH = 0.6
 
@@ -283,7 +278,7 @@ class VLMPredictor:
 
     def _frames(self, task: Task, item: Item) -> tuple[FrameBatch, VideoInfo]:
         if is_image(item.path):
-            batch = _still_batch(item.path)
+            batch = still_batch(item.path)
             height, width = batch.frames.shape[1:3]
             info = VideoInfo(
                 path=item.path,
