@@ -1,15 +1,15 @@
-"""Support for the report tests: a small knowledge base, a scripted VLM, detections, Chromium."""
+"""Support for the report tests: a small knowledge base, a scripted VLM, detections."""
 
-import contextlib
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-
-from agent.state import Detection
+from agent.context import Context
+from agent.report import assemble_report
+from agent.report_model import ReportData
+from agent.state import Clip, Detection
+from agent.video import probe
+from tests.synthetic import write_video
 
 
 @dataclass
@@ -127,54 +127,11 @@ def sample_detections() -> list[Detection]:
     ]
 
 
-# --- headless Chromium (Debian's package) -------------------------------------------------
-
-# Flags for a sandbox-less container with no network: nothing may phone home or need a GPU.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str:
-    """Debian's chromium; a loud skip where it is absent, a failure under CI."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}:
-        pytest.fail("CI is set but chromium is missing: `apt-get install -y chromium` first")
-    pytest.skip(
-        "CHROMIUM MISSING: the HTML report was not rendered in a browser; "
-        "install it with `apt-get install -y chromium chromium-driver`"
+def sample_report(folder: Path, video_name: str = "clip.mp4") -> ReportData:
+    """The report of a synthetic 12 s, two-shot video with `sample_detections()`."""
+    video = write_video(folder / video_name, [6.0, 6.0])
+    ctx = Context(home=folder / "home")
+    clips = [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=12.0)]
+    return assemble_report(
+        probe(video, ctx), clips, sample_detections(), ctx, kb=StubKB(), vlm=ScriptedVLM()
     )
-
-
-@contextlib.contextmanager
-def chromium():
-    """A launched headless Chromium (Playwright driving the system's chromium binary)."""
-    executable = chromium_path()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def render_png(browser, html: Path, png: Path) -> tuple[list[str], object]:
-    """Open `html`, screenshot the full page to `png`; (console errors/warnings, page)."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type in {"error", "warning"} else 0)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("requestfailed", lambda request: problems.append(f"failed: {request.url}"))
-    page.goto(html.as_uri(), wait_until="load")
-    page.screenshot(path=str(png), full_page=True)
-    return problems, page

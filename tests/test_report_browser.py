@@ -4,12 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import Context
-from agent.report import assemble_report, write_report
-from agent.state import Clip
-from agent.video import probe
-from tests.report_support import ScriptedVLM, StubKB, chromium, render_png, sample_detections
-from tests.synthetic import write_video
+from agent.report import write_report
+from tests.browser import chromium, render_png
+from tests.report_support import sample_report
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +20,7 @@ def browser():
 @pytest.fixture(scope="module")
 def report_html(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
-    video = write_video(folder / "clip.mp4", [6.0, 6.0])
-    ctx = Context(home=folder / "home")
-    info = probe(video, ctx)
-    clips = [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=12.0)]
-    data = assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=ScriptedVLM())
+    data = sample_report(folder)
     return write_report(data, "html", folder / "report.html")
 
 
@@ -59,7 +52,7 @@ def test_html_report_renders_to_png_and_pdf_without_console_errors(browser, repo
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
 def test_missing_chromium_fails_under_ci_and_skips_loudly_elsewhere(monkeypatch, ci, outcome):
-    import tests.report_support as support
+    import tests.browser as support
 
     monkeypatch.setattr(support.shutil, "which", lambda name: None)
     monkeypatch.setenv("CI", ci)

@@ -15,18 +15,12 @@ from agent.report import assemble_report, write_report
 from agent.report_model import ReportData
 from agent.state import Clip
 from agent.video import probe
-from tests.report_support import ScriptedVLM, StubKB, detection, sample_detections
-from tests.synthetic import write_video
+from tests.report_support import StubKB, detection, sample_report
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> ReportData:
-    folder = tmp_path_factory.mktemp("formats")
-    video = write_video(folder / "session one.mp4", [6.0, 6.0])
-    ctx = Context(home=folder / "home")
-    info = probe(video, ctx)
-    clips = [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=12.0)]
-    return assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=ScriptedVLM())
+    return sample_report(tmp_path_factory.mktemp("formats"), "session one.mp4")
 
 
 class _Page(HTMLParser):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from agent.cli.app import app
 from agent.context import Context
 from agent.report import build_report, write_report
-from tests.report_support import chromium, render_png
+from tests.browser import chromium, render_png
 
 pytestmark = pytest.mark.slow
 

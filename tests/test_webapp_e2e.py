@@ -7,7 +7,6 @@ chromium is missing outside CI; under CI=true a missing chromium fails them.
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
+from tests.browser import CHROMIUM_FLAGS, chromium_path
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,15 +32,6 @@ QUESTION = "When does she give a thumbs up?"
 THUMB_UP_S = (2.2, 7.8)
 UPLOAD_LIMIT_MB = 4
 STARTUP_TIMEOUT_S = 180
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 # Pauses the player at 0 and records `currentTime` at every `seeked` event in window.baSeeks.
@@ -231,14 +223,7 @@ def test_only_the_data_folders_are_served(server: Server, indexed: dict) -> None
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("CI=true but Debian's chromium is missing: run scripts/install.sh as root")
-    pytest.skip("CHROMIUM MISSING: apt-get install chromium chromium-driver to run browser tests")
+    return chromium_path()
 
 
 @pytest.mark.browser
@@ -250,7 +235,7 @@ def test_browser_upload_ask_and_click_through_to_the_moment(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1440, "height": 960})
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(server.url)
