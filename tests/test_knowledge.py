@@ -116,10 +116,13 @@ def test_perception_blocks_are_data_or_null(kb):
         if perception is not None:
             assert re.fullmatch(r"[a-z_]+", perception.detector)
             assert perception.landmarks and perception.movement
-    assert kb.get("happy").perception.detector == "au_prototype"
+    # Emotions read by the learned classifier keep their AU prototype as the explanation.
+    assert kb.get("happy").perception.detector == "expression_model"
+    assert kb.get("happy").perception.params["model_label"] == "happy"
     assert "AU12" in kb.get("happy").perception.params["au_weights"]
     assert kb.get("thumbs_up").perception.detector == "hand_sign"
-    for unobservable in ("cook", "clean", "read"):
+    assert kb.get("drink").perception.params["objects"] == ["cup", "bottle", "wine_glass"]
+    for unobservable in ("clean", "play_instrument", "apply_makeup"):
         assert kb.get(unobservable).perception is None
 
 

@@ -91,7 +91,7 @@ def test_cli_perceive_json(shared_media, tmp_path):
 
 
 def test_kb_rules_exist_for_every_detector():
-    from agent.perception.rules import DETECTORS
+    from agent.perception.detectors import DETECTORS
 
     kb = load_knowledge_base()
     named = {

@@ -17,6 +17,7 @@ from agent.cli import report_commands  # noqa: E402,F401,I001
 from agent.cli import ask_commands  # noqa: E402,F401,I001
 from agent.cli import eval_commands  # noqa: E402,F401,I001
 from agent.cli import kb_commands  # noqa: E402,F401,I001
+from agent.cli import model_commands  # noqa: E402,F401,I001
 
 
 def main() -> None:

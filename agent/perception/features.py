@@ -122,6 +122,16 @@ class FrameFeatures:
     head: dict[str, float] = field(default_factory=dict)
     body: dict[str, float] = field(default_factory=dict)
     motion_energy: float | None = None
+    # Where body parts are, in isotropic frame-height units (see `body_parts`), and the size
+    # of the face there: what object-interaction rules measure distances against.
+    parts: dict[str, tuple[float, float]] = field(default_factory=dict)
+    face_width: float | None = None
+    aspect: float = 1.0
+    # Learned facial-expression probabilities {emotion id: p} (empty without a visible,
+    # unoccluded face or without the expression models).
+    expression: dict[str, float] = field(default_factory=dict)
+    # Objects the learned detector saw in this frame, or None where it did not run.
+    objects: list | None = None
 
 
 # --- geometry helpers ---------------------------------------------------------------------
@@ -447,7 +457,9 @@ def body_geometry(pose: np.ndarray, aspect: float) -> dict[str, float]:
         out["hip_x"] = float(hips[0])
         thighs = []
         for side in ("l", "r"):
-            if seen(f"hip_{side}", f"knee_{side}"):
+            # The ankle too: mediapipe guesses knees hidden under a table with confidence,
+            # and a guessed knee reads as standing up or sitting down.
+            if seen(f"hip_{side}", f"knee_{side}", f"ankle_{side}"):
                 thigh = p[POSE[f"knee_{side}"]] - p[POSE[f"hip_{side}"]]
                 # 0 = thigh hanging straight down, 90 = horizontal (sitting).
                 thighs.append(180.0 - direction_from_up(thigh))
@@ -457,6 +469,7 @@ def body_geometry(pose: np.ndarray, aspect: float) -> dict[str, float]:
             out["ankle_gap"] = float(np.linalg.norm(p[POSE["ankle_l"]] - p[POSE["ankle_r"]])) / unit
             out["ankle_l_x"] = float(p[POSE["ankle_l"], 0]) / unit
             out["ankle_r_x"] = float(p[POSE["ankle_r"], 0]) / unit
+    out.update(limb_angles(p, seen, shoulders, unit))
     nose_y = p[POSE["nose"], 1]
     # Shoulders' height under the nose, in shoulder widths (smaller = shoulders raised).
     out["neck"] = round(float(shoulders[1] - nose_y) / shoulder_w, 3)
@@ -496,7 +509,7 @@ def frame_features(
     A person (with a body in view) shorter than `min_person_height` of the frame gets only a
     box: landmarks of a figure that small are guesses, and rules would read noise.
     """
-    out = FrameFeatures(time_s=frame.time_s)
+    out = FrameFeatures(time_s=frame.time_s, aspect=frame.aspect)
     person = person or (frame.persons[0] if frame.persons else None)
     if person is None:
         return out
@@ -520,7 +533,69 @@ def frame_features(
         out.face_raw, out.head = {}, {}
     if person.pose is not None:
         out.body = body_geometry(person.pose, aspect)
+    out.parts, out.face_width = body_parts(person, aspect)
     return out
+
+
+def limb_angles(p: np.ndarray, seen, shoulders: np.ndarray, unit: float) -> dict[str, float]:
+    """How far limbs are from rest, in degrees: arms and legs raised (0 = hanging straight
+    down, 180 = straight up), elbows and knees (180 = straight), and how far the hips are above
+    the shoulders (torso lengths; positive only when bent over or upside down)."""
+    out: dict[str, float] = {}
+    for side in ("l", "r"):
+        shoulder, elbow, wrist = (POSE[f"{j}_{side}"] for j in ("shoulder", "elbow", "wrist"))
+        if seen(f"shoulder_{side}", f"elbow_{side}", f"wrist_{side}"):
+            arm, upper, fore = p[wrist] - p[shoulder], p[shoulder] - p[elbow], p[wrist] - p[elbow]
+            out[f"arm_raise_{side}_deg"] = round(180.0 - direction_from_up(arm), 1)
+            out[f"elbow_{side}_deg"] = round(angle_deg(upper, fore), 1)
+        hip, knee, ankle = (POSE[f"{j}_{side}"] for j in ("hip", "knee", "ankle"))
+        if seen(f"hip_{side}", f"knee_{side}", f"ankle_{side}"):
+            out[f"leg_raise_{side}_deg"] = round(180.0 - direction_from_up(p[ankle] - p[hip]), 1)
+            out[f"knee_{side}_deg"] = round(angle_deg(p[hip] - p[knee], p[ankle] - p[knee]), 1)
+    if seen("hip_l", "hip_r"):
+        hips_y = (p[POSE["hip_l"], 1] + p[POSE["hip_r"], 1]) / 2
+        out["hips_above_shoulders"] = round(float(shoulders[1] - hips_y) / unit, 3)
+    return out
+
+
+Parts = dict[str, tuple[float, float]]
+
+
+def body_parts(person: Person, aspect: float) -> tuple[Parts, float | None]:
+    """Mouth, eyes, hands and lap positions (isotropic frame-height units) and face width.
+
+    The face mesh gives the mouth and eyes where the face is seen; the pose stands in where
+    it is not (a cup in front of the mouth hides the mesh). Hands are hand-landmark centres,
+    else the pose's wrists.
+    """
+    parts: dict[str, tuple[float, float]] = {}
+    face_width = None
+    if person.face is not None:
+        face = isotropic(person.face, aspect)[:, :2]
+        parts["mouth"] = _point((face[FACE["lip_top_inner"]] + face[FACE["lip_bottom_inner"]]) / 2)
+        eyes = [FACE[k] for k in ("eye_outer_l", "eye_inner_l", "eye_outer_r", "eye_inner_r")]
+        parts["eyes"] = _point(face[eyes].mean(axis=0))
+        face_width = float(np.linalg.norm(face[FACE["cheek_l"]] - face[FACE["cheek_r"]]))
+    pose = isotropic(person.pose, aspect)[:, :2] if person.pose is not None else None
+    seen = person.pose[:, 3] > VISIBLE if person.pose is not None else None
+    if pose is not None:
+        if "mouth" not in parts and seen[POSE["mouth_l"]] and seen[POSE["mouth_r"]]:
+            parts["mouth"] = _point((pose[POSE["mouth_l"]] + pose[POSE["mouth_r"]]) / 2)
+        if face_width is None and seen[POSE["ear_l"]] and seen[POSE["ear_r"]]:
+            face_width = float(np.linalg.norm(pose[POSE["ear_l"]] - pose[POSE["ear_r"]]))
+        if seen[POSE["hip_l"]] and seen[POSE["hip_r"]]:
+            parts["lap"] = _point((pose[POSE["hip_l"]] + pose[POSE["hip_r"]]) / 2)
+    for index, hand in enumerate(person.hands):
+        parts[f"hand_{index}"] = _point(isotropic(hand.points, aspect)[:, :2].mean(axis=0))
+    if not person.hands and pose is not None:
+        for side in ("l", "r"):
+            if seen[POSE[f"wrist_{side}"]]:
+                parts[f"hand_{side}"] = _point(pose[POSE[f"wrist_{side}"]])
+    return parts, face_width
+
+
+def _point(xy: np.ndarray) -> tuple[float, float]:
+    return (round(float(xy[0]), 4), round(float(xy[1]), 4))
 
 
 def overlap(box: list[float], face_box: list[float]) -> float:

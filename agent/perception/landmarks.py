@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # Pose model complexity 1 ("full") is the only pose model bundled in mediapipe 0.10.14; 0 and 2
 # would be downloaded on first use, which must never happen here.
 _POSE_COMPLEXITY = 1
+# Stills with a long side from this many pixels get a windowed hand search (see
+# `_hands_in_tiles`) when the whole image shows no hand.
+_TILE_ABOVE = 1600
 
 
 @dataclass
@@ -110,6 +113,17 @@ class Perceiver:
         self._hands_wait = 0
         # Graphs (by id) that have run once; see `_run`.
         self._started: set[int] = set()
+        self._learned = None
+
+    @property
+    def learned(self):
+        """The installed learned models (expression classifier, object detector), loaded on
+        first use; see `agent.perception.learned`."""
+        if self._learned is None:
+            from agent.perception.learned import load_learned_models
+
+            self._learned = load_learned_models(self.ctx)
+        return self._learned
 
     # --- public --------------------------------------------------------------------------
 
@@ -134,6 +148,8 @@ class Perceiver:
         # still where it missed them, the palm detector of the hands solution looks directly.
         if not person.hands and (still or person.pose is None) and self._look_for_hands(still):
             person.hands = self._hands_only(frame_rgb, still)
+            if still:
+                person.hands = _distinct(person.hands + self._hands_in_tiles(frame_rgb))
             if not still:
                 # In a video with nobody in view, look again soon after a find, rarely after
                 # misses (1, 2, 4 ... 32 frames): the palm detector costs a holistic pass.
@@ -221,6 +237,59 @@ class Perceiver:
         # The hands solution labels handedness as if the image were mirrored (selfie view);
         # without knowing the camera we do not claim a side.
         return [Hand(_array(landmarks), "unknown") for landmarks in result.multi_hand_landmarks]
+
+    def _hands_in_tiles(self, frame_rgb: np.ndarray) -> list[Hand]:
+        """Hands in a large still, looked for window by window (2 x 2, then 3 x 3).
+
+        The palm detector sees the whole image at 192 px: in a 12-megapixel photo a hand of a
+        tenth of the width is a few pixels there. Windows give it the hand at a usable size.
+        """
+        height, width = frame_rgb.shape[:2]
+        if max(height, width) < _TILE_ABOVE:
+            return []
+        hands = []
+        # Both grids: a hand cut by the 2 x 2 seams lies whole in a 3 x 3 window, and the
+        # larger, complete detection wins in `_distinct`.
+        for grid in (2, 3):
+            for x0, y0, x1, y1 in tiles(width, height, grid):
+                found = self._hands_only(np.ascontiguousarray(frame_rgb[y0:y1, x0:x1]), True)
+                scale = np.array([(x1 - x0) / width, (y1 - y0) / height, 1.0], np.float32)
+                offset = np.array([x0 / width, y0 / height, 0.0], np.float32)
+                hands += [Hand(h.points * scale + offset, h.side) for h in found]
+        return hands
+
+
+def _distinct(hands: list[Hand]) -> list[Hand]:
+    """One hand per place: of overlapping detections the largest (a partial hand found in
+    the whole image is a fragment of the one found in a window), at most two."""
+    kept: list[Hand] = []
+    for hand in sorted(hands, key=lambda h: -h.box[2] * h.box[3]):
+        if all(_overlap_share(hand.box, other.box) < 0.3 for other in kept):
+            kept.append(hand)
+    return kept[:2]
+
+
+def _overlap_share(a: list[float], b: list[float]) -> float:
+    """Intersection over the smaller box's area."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return inter / max(min(a[2] * a[3], b[2] * b[3]), 1e-9)
+
+
+def tiles(width: int, height: int, grid: int, overlap: float = 0.25) -> list[tuple[int, ...]]:
+    """(x0, y0, x1, y1) pixel windows of a grid x grid split, each grown by `overlap` of a cell
+    so that a hand on a seam lies whole in some window."""
+    out = []
+    cell_w, cell_h = width / grid, height / grid
+    pad_w, pad_h = cell_w * overlap, cell_h * overlap
+    for row in range(grid):
+        for col in range(grid):
+            x0, y0 = max(0, int(col * cell_w - pad_w)), max(0, int(row * cell_h - pad_h))
+            x1 = min(width, int((col + 1) * cell_w + pad_w))
+            y1 = min(height, int((row + 1) * cell_h + pad_h))
+            out.append((x0, y0, x1, y1))
+    return out
 
 
 def _array(landmarks, with_visibility: bool = False) -> np.ndarray | None:

@@ -1,9 +1,10 @@
-"""Several people on wide static-camera scenes: moving-person boxes, linked over time into tracks.
+"""Several people on wide scenes: person boxes, linked over time into tracks.
 
-Holistic follows one person. On a surveillance-style view (people small, camera still) this
-module finds the moving people by background subtraction (OpenCV MOG2, on a small copy of the
-frame, a few milliseconds per frame) and links their boxes frame to frame by position, so each
-walker gets a `person_id` and a path. Only box summaries are kept, never pixels.
+Holistic follows one person. On a wide view (people small) this module links person boxes
+frame to frame by position, so each walker gets a `person_id` and a path. The boxes come from
+the learned object detector where it is installed (people, not anything that moves); without
+it, from background subtraction (OpenCV MOG2 on a small copy of the frame), which also
+finds moving arms, cars and shadows. Only box summaries are kept, never pixels.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _WORK_WIDTH = 240
 # and the background model starts again.
 _CAMERA_MOTION = 0.25
 _KERNEL_OPEN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+# A detector person box taller than this share of the frame is a close-up, not a walker.
+_MAX_HEIGHT = 0.9
 # Taller than wide: joins a person's limbs, not two people side by side.
 _KERNEL_JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 9))
 
@@ -60,11 +63,22 @@ class PeopleTracker:
         self.aspect = 1.0
         self._model = None
 
-    def update(self, frame_rgb: np.ndarray, time_s: float) -> list[tuple[int, list[float]]]:
-        """(person_id, box) of the moving people in this frame."""
+    def update(
+        self, frame_rgb: np.ndarray, time_s: float, people: list[list[float]] | None = None
+    ) -> list[tuple[int, list[float]]]:
+        """(person_id, box) of the people in this frame: the detector's person boxes when
+        given (`people`), else the moving blobs."""
         height, width = frame_rgb.shape[:2]
         self.aspect = width / max(1, height)
-        boxes = self._moving_boxes(frame_rgb)
+        if people is None:
+            boxes = self._moving_boxes(frame_rgb)
+        else:
+            # Walkers are upright: taller than wide (a seated close-up fills a squat box).
+            boxes = [
+                list(b)
+                for b in people
+                if self.min_height <= b[3] <= _MAX_HEIGHT and b[3] >= 1.5 * b[2] * self.aspect
+            ]
         return [(self._assign(box, time_s).person_id, box) for box in boxes]
 
     def _moving_boxes(self, frame_rgb: np.ndarray) -> list[list[float]]:

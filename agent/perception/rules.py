@@ -243,7 +243,7 @@ def hand_raise(track: Track, p: dict[str, Any]) -> Scored:
     return out
 
 
-def _windowed(track: Track, window_s: float):
+def windowed(track: Track, window_s: float):
     """For each frame, the indices of frames within ±window_s / 2."""
     times = track.times_s
     for index, time_s in enumerate(times):
@@ -270,7 +270,7 @@ def _oscillation(
     """
     out = Scored.empty(len(track.frames))
     need = p["min_amplitude"]
-    for index, window in _windowed(track, p["window_s"]):
+    for index, window in windowed(track, p["window_s"]):
         values = series[window]
         if np.sum(~np.isnan(values)) < 3 or (gate is not None and not gate[index]):
             if not np.isnan(series[index]):
@@ -293,7 +293,7 @@ def head_oscillation(track: Track, p: dict[str, Any]) -> Scored:
     scored = _oscillation(track, series, p, f"deg {axis}")
     cross = track.series("head", other)
     # The other axis must move clearly less, or it is general head movement.
-    for index, window in _windowed(track, p["window_s"]):
+    for index, window in windowed(track, p["window_s"]):
         a, b = series[window], cross[window]
         if np.sum(~np.isnan(a)) >= 3 and not np.isnan(scored.scores[index]):
             ratio = float(np.nanstd(b) / max(np.nanstd(a), 1e-6))
@@ -418,7 +418,14 @@ def posture_scores(frame: FrameFeatures, p: dict[str, Any]) -> dict[str, float]:
     if tilt > 180.0 - p["lying_min_tilt_deg"] + p["angle_margin_deg"] * 2:
         return {}
     lying = ramp(tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"])
-    upright = 1.0 - lying
+    legs = [frame.body.get(f"leg_raise_{side}_deg") for side in ("l", "r")]
+    if all(leg is not None for leg in legs):
+        # Lying, the legs lie flat too; a torso tilted over standing legs is a bend or a pose.
+        flat = min(within(leg, 60.0, 120.0, p["angle_margin_deg"]) for leg in legs)
+        lying = min(lying, flat)
+    upright = 1.0 - ramp(
+        tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"]
+    )
     if thigh is None:
         return {"lying": lying, "ground": lying, "upright": upright}
     sitting = upright * ramp(
@@ -488,12 +495,14 @@ def posture_transition(track: Track, p: dict[str, Any]) -> Scored:
 
 
 def gait(track: Track, p: dict[str, Any]) -> Scored:
-    """Walking: ankles alternating (their gap opening and closing) while the hips travel."""
+    """Walking: ankles alternating (their gap opening and closing) while the hips travel, the
+    torso upright (a yoga pose also swings the ankles apart)."""
     out = Scored.empty(len(track.frames))
     gap = track.series("body", "ankle_gap")
+    tilt = track.series("body", "torso_tilt_deg")
     hip_x = track.series("body", "hip_x") / np.maximum(track.series("body", "torso_len"), 1e-6)
     times = track.times_s
-    for index, window in _windowed(track, p["window_s"]):
+    for index, window in windowed(track, p["window_s"]):
         values = gap[window]
         if np.sum(~np.isnan(values)) < 3:
             continue
@@ -505,9 +514,12 @@ def gait(track: Track, p: dict[str, Any]) -> Scored:
             if ok.sum() >= 2
             else 0.0
         )
+        lean = float(np.nanmedian(tilt[window])) if np.any(~np.isnan(tilt[window])) else 0.0
+        limit = p["max_torso_tilt_deg"]
         score = min(
             ramp(swing, p["min_ankle_swing"] / 2, p["min_ankle_swing"]),
             ramp(travel, p["min_speed"] / 2, p["min_speed"]),
+            ramp(lean, limit + p["angle_margin_deg"], limit),
         )
         out.scores[index] = score
         out.boxes[index] = track.frames[index].person_box
@@ -557,7 +569,7 @@ def fidgeting(track: Track, p: dict[str, Any]) -> Scored:
     out = Scored.empty(len(track.frames))
     wrists = [track.series("body", f"wrist_{s}_{a}") for s in ("l", "r") for a in ("x", "y")]
     hips = track.series("body", "hip_x")
-    for index, window in _windowed(track, p["window_s"]):
+    for index, window in windowed(track, p["window_s"]):
         moves = [
             np.nanmean(np.abs(np.diff(w[window])))
             for w in wrists
@@ -618,22 +630,3 @@ def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
             )
         )
     return out
-
-
-DETECTORS: dict[str, Callable[[Track, dict[str, Any]], Scored]] = {
-    "hand_sign": hand_sign,
-    "hand_near_face": hand_near_face,
-    "hand_raise": hand_raise,
-    "wrist_oscillation": wrist_oscillation,
-    "head_oscillation": head_oscillation,
-    "gaze_aversion": gaze_aversion,
-    "au_prototype": au_prototype,
-    "posture": posture,
-    "posture_transition": posture_transition,
-    "gait": gait,
-    "arms_crossed": arms_crossed,
-    "shrug": shrug,
-    "fidgeting": fidgeting,
-}
-# Labels that compete frame by frame (one hand shape per hand, one expression per face).
-EXCLUSIVE = ("hand_sign", "au_prototype")

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from agent.context import Context
+from agent.perception.detectors import DETECTORS, EXCLUSIVE, REQUIRES
 from agent.perception.features import (
     FrameFeatures,
     au_intensities,
@@ -25,15 +26,7 @@ from agent.perception.features import (
 )
 from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
-from agent.perception.rules import (
-    DETECTORS,
-    EXCLUSIVE,
-    Scored,
-    Track,
-    defaults,
-    merged_params,
-    people_motion,
-)
+from agent.perception.rules import Scored, Track, defaults, merged_params, people_motion
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection
 from agent.video import FrameBatch, iter_frames, probe, read_image
@@ -60,6 +53,8 @@ class PerceptionSession:
         self.frames: list[FrameFeatures] = []
         self._previous_grey: np.ndarray | None = None
         self.seconds_in_mediapipe = 0.0
+        self.seconds_in_learned = 0.0
+        self._next_objects_s = -np.inf
         self.people = PeopleTracker() if (self.ctx.track_people and not still) else None
         self._min_person_height = defaults()["landmarks"]["min_person_height"]
         if not still:
@@ -75,9 +70,14 @@ class PerceptionSession:
         landmarks = self.perceiver.process(frame_rgb, time_s, still=self.still)
         self.seconds_in_mediapipe += time.perf_counter() - started
         features = frame_features(landmarks, min_person_height=self._min_person_height)
+        self._add_learned(frame_rgb, features)
         box = features.person_box
         if self.people is not None and (box is None or box[3] < _CLOSE_VIEW):
-            self.people.update(frame_rgb, time_s)
+            if self.perceiver.learned.objects is None:
+                self.people.update(frame_rgb, time_s)
+            elif features.objects is not None:
+                people = [o.box for o in features.objects if o.label == "person"]
+                self.people.update(frame_rgb, time_s, people)
         # Nearest-neighbour sampling reads only the pixels it keeps: the mean change over a
         # 64 x 64 grid measures overall motion as well as a filtered copy, at no cost.
         small = cv2.resize(frame_rgb, (_MOTION_SIDE, _MOTION_SIDE), interpolation=cv2.INTER_NEAREST)
@@ -86,6 +86,28 @@ class PerceptionSession:
         self._previous_grey = grey
         self.frames.append(features)
         return features
+
+    def _add_learned(self, frame_rgb: np.ndarray, features: FrameFeatures) -> None:
+        """Expression probabilities for a visible face; objects at most `object_fps` times a
+        second (every frame for a still)."""
+        learned = self.perceiver.learned
+        started = time.perf_counter()
+        # face_raw is emptied when a hand covers the face: the crop would show the hand.
+        if learned.expression is not None and features.face_box and features.face_raw:
+            features.expression = learned.expression.classify(frame_rgb, features.face_box)
+        if learned.objects is not None and features.time_s >= self._next_objects_s - 1e-6:
+            features.objects = learned.objects.detect(frame_rgb)
+            if not self.still:
+                self._next_objects_s = features.time_s + 1.0 / self.ctx.object_fps
+        self.seconds_in_learned += time.perf_counter() - started
+
+    def checkable(self, item) -> bool:
+        """Whether this session can detect a class: it has a rule, and the learned model the
+        rule reads is installed."""
+        if item.perception is None or item.perception.detector not in DETECTORS:
+            return False
+        needed = REQUIRES.get(item.perception.detector)
+        return needed is None or getattr(self.perceiver.learned, needed) is not None
 
     def track(self) -> Track:
         """The frames so far with AU intensities against this face's neutral baseline."""
@@ -109,6 +131,8 @@ class PerceptionSession:
                 log.warning(
                     "no perception rule named '%s' (class %s)", item.perception.detector, item.id
                 )
+                continue
+            if not self.checkable(item):
                 continue
             params = merged_params(item.perception.detector, item.perception.params)
             try:
