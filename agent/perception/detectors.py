@@ -36,3 +36,6 @@ REQUIRES: dict[str, str] = {
     "expression_model": "expression",
     "object_interaction": "objects",
 }
+# The landmark rule a detector falls back to when its learned model is not installed (or
+# Context.learned_models is off): the class's own parameters drive it.
+FALLBACK: dict[str, str] = {"expression_model": "au_prototype"}

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from agent.context import Context
-from agent.perception.detectors import DETECTORS, EXCLUSIVE, REQUIRES
+from agent.perception.detectors import DETECTORS, EXCLUSIVE, FALLBACK, REQUIRES
 from agent.perception.features import (
     FrameFeatures,
     au_intensities,
@@ -101,13 +101,20 @@ class PerceptionSession:
                 self._next_objects_s = features.time_s + 1.0 / self.ctx.object_fps
         self.seconds_in_learned += time.perf_counter() - started
 
-    def checkable(self, item) -> bool:
-        """Whether this session can detect a class: it has a rule, and the learned model the
-        rule reads is installed."""
+    def rule_for(self, item) -> str | None:
+        """The detector this session runs for a class: the class's own, or, when the learned
+        model it reads is not loaded, the landmark rule it falls back to; None = uncheckable."""
         if item.perception is None or item.perception.detector not in DETECTORS:
-            return False
-        needed = REQUIRES.get(item.perception.detector)
-        return needed is None or getattr(self.perceiver.learned, needed) is not None
+            return None
+        rule = item.perception.detector
+        needed = REQUIRES.get(rule)
+        if needed is None or getattr(self.perceiver.learned, needed) is not None:
+            return rule
+        return FALLBACK.get(rule)
+
+    def checkable(self, item) -> bool:
+        """Whether this session can detect a class at all."""
+        return self.rule_for(item) is not None
 
     def track(self) -> Track:
         """The frames so far with AU intensities against this face's neutral baseline."""
@@ -120,41 +127,39 @@ class PerceptionSession:
         if not self.frames:
             return []
         track = self.track()
-        scored: dict[str, tuple[object, dict, Scored]] = {}
+        scored: dict[str, tuple[object, dict, Scored, str]] = {}
         for item in (
             self.kb.by_kind("emotion") + self.kb.by_kind("gesture") + self.kb.by_kind("action")
         ):
             if item.perception is None:
                 continue
-            detector = DETECTORS.get(item.perception.detector)
-            if detector is None:
+            if item.perception.detector not in DETECTORS:
                 log.warning(
                     "no perception rule named '%s' (class %s)", item.perception.detector, item.id
                 )
                 continue
-            if not self.checkable(item):
+            rule = self.rule_for(item)
+            if rule is None:
                 continue
-            params = merged_params(item.perception.detector, item.perception.params)
+            params = merged_params(rule, item.perception.params)
             try:
-                scored[item.id] = (item, params, detector(track, params))
+                scored[item.id] = (item, params, DETECTORS[rule](track, params), rule)
             except KeyError as missing:
                 log.warning(
                     "class '%s': perception.params lacks %s for rule '%s'; skipped",
                     item.id,
                     missing,
-                    item.perception.detector,
+                    rule,
                 )
         _honest_neutral(scored)
         for group in EXCLUSIVE:
-            members = {
-                k: v[2].scores for k, v in scored.items() if v[0].perception.detector == group
-            }
+            members = {k: v[2].scores for k, v in scored.items() if v[3] == group}
             for label, scores in exclusive(members).items():
                 scored[label][2].scores = scores
         detections = []
-        for item, params, result in scored.values():
+        for item, params, result, rule in scored.values():
             detections.extend(self._detections(item, params, result, track))
-            if self.people is not None and item.perception.detector == "gait":
+            if self.people is not None and rule == "gait":
                 detections.extend(people_motion(item, params, self.people, track.step_s))
         return sorted(detections, key=lambda d: (d.start_s, d.kind, -d.confidence))
 
@@ -197,7 +202,7 @@ class PerceptionSession:
 
 def _honest_neutral(scored: dict) -> None:
     """Neutral also wins where no expression reaches its own threshold (weak evidence)."""
-    emotions = {k: v for k, v in scored.items() if v[0].perception.detector == "au_prototype"}
+    emotions = {k: v for k, v in scored.items() if v[3] == "au_prototype"}
     neutral = [k for k, v in emotions.items() if v[1].get("mode") == "absence"]
     others = [v for k, v in emotions.items() if k not in neutral]
     if not neutral or not others:
