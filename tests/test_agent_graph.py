@@ -263,9 +263,12 @@ def test_vlm_times_are_never_copied_and_plan_parse_failure_keeps_rules(monkeypat
     assert "rule-based plan stands" in " ".join(final["trace"])
     assert Plan.model_validate(final["plan"]).source == "rules"
     reply = Answer.model_validate(final["answer"])
-    assert reply.backend == "videollama3" and reply.evidence
+    # The backend and model are what the VLM object says it is, never "VideoLLaMA3".
+    assert (reply.backend, reply.model_id) == ("fake-vlm", "fake-vlm") and reply.evidence
     for item in reply.evidence:  # clip spans from the index, not the model's 99 s
         assert 0.0 <= item.start_s <= item.end_s <= 30.0 and item.end_s - item.start_s == 10.0
+        assert "99" not in item.rationale and "VideoLLaMA3" not in item.rationale
+    assert "99" not in reply.answer and "VideoLLaMA3" not in reply.answer
     assert any(e["type"] == "token" for e in events)
 
 
@@ -383,7 +386,7 @@ def test_onset_is_refined_by_looking_closer(monkeypatch):
         times = [round(start_s + i / fps, 3) for i in range(int((end_s - start_s) * fps))]
         yield FrameBatch(None, list(range(len(times))), times)
 
-    monkeypatch.setattr("agent.video.iter_frames", frames)
+    monkeypatch.setattr("agent.perception.runner.iter_frames", frames)
     deps = deps_for([det("neutral", "emotion", 0.0, 1.0), det("happy", "emotion", 1.0, 2.4)])
     deps.perceiver, deps.session_factory = object(), CloserSession
     final = run("When does he start smiling?", deps)

@@ -168,7 +168,9 @@ def test_vlm_captions_resume_after_an_interrupted_run(video, ctx, embedder, kb):
     assert library.video(video).status == "indexing" and library.clips(video) == []
     vlm = FakeVLM()
     record, events = run(video, ctx, embedder, kb, vlm=vlm)
-    assert record.status == "complete" and record.settings["backend"] == "videollama3"
+    # The backend is what the VLM object says it is: this double is not VideoLLaMA3.
+    assert record.status == "complete" and record.settings["backend"] == "fake-vlm"
+    assert record.settings["vlm"] == "fake-vlm [fake-vlm-1]"
     assert len(vlm.calls) == 2  # clips 1 and 2 came from the interrupted run's cache
     assert all(n <= 3 for *_, n in broken.calls)  # frames capped per call
     assert [e["done"] for e in events if e["stage"] == "describe"] == [1, 2, 3, 4]

@@ -19,6 +19,8 @@ def _parse(case: dict) -> dict | None:
         return parsing.parse_classify(text, case["labels"])
     if task == "locate":
         return parsing.parse_locate(text)
+    if task == "narrate":
+        return parsing.parse_narrative(text)
     return parsing.parse_describe(text)
 
 
@@ -47,6 +49,7 @@ def test_reply_fixture(case):
     else:
         assert data is not None, "should parse"
         assert _contains(data, case["expect"]), data
+        assert not set(case.get("absent", [])) & set(data), data
 
 
 def test_there_are_many_fixtures_of_each_task():
