@@ -9,7 +9,8 @@ from PIL import Image
 
 from agent.charts import overlap_lanes
 from agent.context import Context
-from agent.report import assemble_report
+from agent.index import ClipRecord
+from agent.report import assemble_report, write_report
 from agent.report_events import label_totals, notable_moments, report_events
 from agent.report_frames import KEY_FRAME_SIDE
 from agent.report_model import ReportData
@@ -262,6 +263,28 @@ def test_narratives_are_model_written_per_segment_with_the_evidence(video, ctx):
     assert data.provenance.model_id == "test/scripted-vlm"
     assert data.provenance.quantization == "4bit"
     assert any("vision-language model" in limit for limit in data.provenance.limits)
+
+
+def test_narratives_and_captions_never_quote_a_model_written_time(video, ctx, tmp_path):
+    info = probe(video, ctx)  # 12 s long: 99 s and 0:40 are past its end
+    vlm = ScriptedVLM(text="At 99 s she waves. She smiles warmly; from 0:40 to 0:45 she nods.")
+    clips = [
+        ClipRecord(
+            clip_id=0, start_s=0.0, end_s=6.0, sha256="x", caption="At 0:45 a man waves. He sits."
+        ),
+        ClipRecord(clip_id=1, start_s=6.0, end_s=12.0, sha256="x"),
+    ]
+    data = assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=vlm)
+    assert [s.narrative for s in data.segments] == ["She smiles warmly."] * 2
+    assert data.segments[0].caption == "He sits."
+    for kind in ("html", "md"):
+        page = write_report(data, kind, tmp_path / f"r.{kind}").read_text(encoding="utf-8")
+        assert "99 s" not in page and "0:40" not in page and "0:45" not in page
+    only_times = ScriptedVLM(text="From 0:01 to 0:02 she frowns. At 3 seconds she nods.")
+    data = assemble_report(
+        info, clips_of(info.duration_s), sample_detections(), ctx, kb=StubKB(), vlm=only_times
+    )
+    assert [(s.narrative, s.model_written) for s in data.segments] == [("", False)] * 2
 
 
 def test_provenance_states_settings_versions_time_and_limits(video, ctx):

@@ -123,8 +123,16 @@ def without_times(text: str) -> str:
     99 s" in a 30 s video), so it is never passed on. "No, nobody waves; at 0:05 she only
     scratches her head." becomes "No, nobody waves."
     """
-    kept = [c if c[-1] in ".!?" else c + "." for c in _clauses(text) if not mentions_time(c)]
-    return " ".join(kept)
+    text = " ".join(str(text).split())
+    if not mentions_time(text):
+        return text
+    return " ".join(_sentence(c) for c in _clauses(text) if not mentions_time(c))
+
+
+def _sentence(clause: str) -> str:
+    """A kept clause as a sentence of its own: capital first letter, closing punctuation."""
+    clause = clause[0].upper() + clause[1:]
+    return clause if clause[-1] in ".!?" else clause + "."
 
 
 def _clauses(text: str) -> list[str]:
