@@ -82,7 +82,7 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
     if unseen:
         lines += ["", f"## No detection ({len(unseen)}, scored as wrong)", ""]
         lines += ["Perception detected nothing of the task's kind to answer from.", ""]
-        lines += [f"- `{r['source']}`" for r in unseen[:MAX_LISTED]]
+        lines += [f"- `{r['source']}`: {r['media']}" for r in unseen[:MAX_LISTED]]
     lines += [
         "",
         "## Run",
