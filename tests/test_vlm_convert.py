@@ -51,6 +51,9 @@ def write_original_checkpoint(native_dir: Path, out: Path) -> Original:
     language = Qwen2ForCausalLM(
         Qwen2Config(**{k: v for k, v in text.items() if k != "model_type"})
     ).eval()
+    with torch.no_grad():  # no tensor at its default (norms at 1, biases at 0) either
+        for tensor in language.state_dict().values():
+            tensor.copy_(torch.randn_like(tensor) * 0.2)
     shapes = VideoLlama3ForConditionalGeneration.from_pretrained(native_dir).model
     vision_state = {k: torch.randn_like(v) for k, v in shapes.vision_model.state_dict().items()}
     projector_state = {k: torch.randn_like(v) for k, v in shapes.projector.state_dict().items()}
