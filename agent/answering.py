@@ -57,7 +57,7 @@ def detection_evidence(
     elif len(event.sources) > 1:
         source = f"Perception and {describer}"
     else:
-        source = describer[:1].upper() + describer[1:]
+        source = "A" + describer[1:] if describer.startswith("a ") else describer
     cues = without_times(event.cues[0]) if event.cues else ""
     rationale = f"{source} saw {class_name(kb, event.label)}: {cues or 'no cue text recorded'}."
     definition = class_definition(kb, event.label)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -179,6 +180,27 @@ def test_answer_node_builds_evidence_from_records_and_clamps_it():
     assert "AU12 0.9" in reply.evidence[0].rationale
     assert "AU6 cheek raiser" in reply.evidence[0].rationale  # the KB definition is quoted
     assert update["history"][0]["evidence"][0]["end_s"] == 30.0
+
+
+def test_vlm_detections_name_the_model_the_index_says_described_the_clips():
+    seen = det("happy", "emotion", 2.0, 8.0, 0.5, "smiles at 0:45", source="vlm")
+    deps = deps_for([seen])
+    plan = Plan(question_type="when", targets=["happy"], query="smile")
+    state = {
+        "video": VIDEO,
+        "question": "When does he smile?",
+        "plan": plan.model_dump(),
+        "window": {"start_s": 0.0, "end_s": 30.0},
+        "detections": [seen.model_dump()],
+        "step": 1,
+    }
+    unknown = Answer.model_validate(nodes.answer(state, runtime(deps))["answer"])
+    assert unknown.evidence[0].rationale.startswith("A vision-language model saw happy: ")
+    assert "0:45" not in unknown.evidence[0].rationale  # a model-written cue keeps no time
+    record = SimpleNamespace(settings={"vlm": "otter (org/otter-7b)"})
+    deps.index.video = lambda sha: record if sha == SHA else None
+    named = Answer.model_validate(nodes.answer(state, runtime(deps))["answer"])
+    assert named.evidence[0].rationale.startswith("otter (org/otter-7b) saw happy")
 
 
 # --- the whole graph --------------------------------------------------------------------------
