@@ -1,54 +1,31 @@
-"""From records to replies: merge detections into events, build evidence, word the answer.
+"""From events to replies: build evidence and word the answer.
 
-Pure functions over plain dicts (the agent's state): every time cited here comes from a
-detection or clip record and is clamped to the video; model text never supplies a time.
+Pure functions over the merged events (`agent.events`) and plain dicts (the agent's state):
+every time cited here comes from a detection or clip record and is clamped to the video; model
+text never supplies a time, and what a model wrote is quoted only without the times it wrote.
 """
 
 from typing import Any
 
+from agent.events import Event, clamp_time
 from agent.planning import Plan
 from agent.state import Evidence
 from agent.timefmt import format_clock, format_span
+from agent.vlm.parsing import without_times
 
-# Detections of one label (and person) closer than this are one event: a gesture held across
-# a clip boundary, or a smile with a one-frame dropout, is counted once.
-MERGE_GAP_S = 1.0
 # Evidence items listed per answer; more would bury the answer. A count lists what it counted.
 MAX_EVIDENCE = 8
 MAX_COUNTED_EVIDENCE = 50
+# Characters of a model's words quoted in a rationale.
+MAX_QUOTED = 240
 
 
-def clamp(time_s: float, duration_s: float) -> float:
-    return round(min(max(float(time_s), 0.0), float(duration_s)), 3)
-
-
-def merge_events(detections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Detections merged per (label, person) when they overlap or nearly touch, in time order."""
-    events: list[dict[str, Any]] = []
-    ordered = sorted(detections, key=lambda d: (d["label"], str(d.get("person_id")), d["start_s"]))
-    for det in ordered:
-        last = events[-1] if events else None
-        if (
-            last is not None
-            and last["label"] == det["label"]
-            and last.get("person_id") == det.get("person_id")
-            and det["start_s"] <= last["end_s"] + MERGE_GAP_S
-        ):
-            last["end_s"] = max(last["end_s"], det["end_s"])
-            last["parts"] += 1
-            if det["confidence"] > last["confidence"]:
-                last.update(confidence=det["confidence"], cues=det.get("cues", ""))
-            continue
-        events.append({**det, "parts": 1})
-    return sorted(events, key=lambda e: (e["start_s"], -e["confidence"]))
-
-
-def count_people(events: list[dict[str, Any]]) -> tuple[int, bool]:
+def count_people(events: list[Event]) -> tuple[int, bool]:
     """(number of people, tracked) — distinct tracked persons, else the most seen at once."""
-    ids = {e["person_id"] for e in events if e.get("person_id") is not None}
+    ids = {e.person_id for e in events if e.person_id is not None}
     if ids:
         return len(ids), True
-    points = sorted([(e["start_s"], 1) for e in events] + [(e["end_s"], -1) for e in events])
+    points = sorted([(e.start_s, 1) for e in events] + [(e.end_s, -1) for e in events])
     most = current = 0
     for _, change in points:
         current += change
@@ -66,38 +43,50 @@ def clip_for(time_s: float, clips: list[dict[str, Any]]) -> int | None:
 
 
 def detection_evidence(
-    event: dict[str, Any], video: dict[str, Any], kb: Any, clips: list[dict[str, Any]]
+    event: Event, video: dict[str, Any], kb: Any, clips: list[dict[str, Any]], describer: str
 ) -> Evidence:
-    """Evidence for one merged event; the rationale quotes its cues and the KB definition."""
+    """Evidence for one event; the rationale quotes its cues and the KB definition.
+
+    `describer` names the model that described the clips at indexing, for events it saw.
+    """
     duration_s = video["duration_s"]
-    start_s = clamp(event["start_s"], duration_s)
-    end_s = max(start_s, clamp(event["end_s"], duration_s))
-    source = "VideoLLaMA3" if event.get("source") == "vlm" else "Perception"
-    cues = event.get("cues") or "no cue text recorded"
-    rationale = f"{source} saw {class_name(kb, event['label'])}: {cues}."
-    definition = class_definition(kb, event["label"])
+    start_s = clamp_time(event.start_s, duration_s)
+    end_s = max(start_s, clamp_time(event.end_s, duration_s))
+    if "vlm" not in event.sources:
+        source = "Perception"
+    elif len(event.sources) > 1:
+        source = f"Perception and {describer}"
+    else:
+        source = "A" + describer[1:] if describer.startswith("a ") else describer
+    cues = without_times(event.cues[0]) if event.cues else ""
+    rationale = f"{source} saw {class_name(kb, event.label)}: {cues or 'no cue text recorded'}."
+    definition = class_definition(kb, event.label)
     if definition:
         rationale += f' Knowledge base: "{definition}"'
     return Evidence(
         video=video["path"],
         start_s=start_s,
         end_s=end_s,
-        kind=event["kind"],
-        label=event["label"],
-        confidence=round(float(event["confidence"]), 3),
+        kind=event.kind,
+        label=event.label,
+        confidence=round(float(event.confidence), 3),
         rationale=rationale,
         clip_id=clip_for(start_s, clips),
     )
 
 
 def clip_evidence(
-    finding: dict[str, Any], video: dict[str, Any], label: str, kind: str, kb: Any
+    finding: dict[str, Any], video: dict[str, Any], label: str, kind: str, kb: Any, model: str
 ) -> Evidence:
-    """Evidence for a clip the VLM looked at: the clip's own times, the model's words as why."""
+    """Evidence for a clip the VLM (`model`) looked at: the clip's own times, the model's
+    words (without any time it wrote) as why."""
     duration_s = video["duration_s"]
-    start_s = clamp(finding["start_s"], duration_s)
-    said = " ".join(str(finding.get("text", "")).split())[:240]
-    rationale = f'VideoLLaMA3 on this clip: "{said}".'
+    start_s = clamp_time(finding["start_s"], duration_s)
+    said = model_words(finding)[:MAX_QUOTED]
+    if said:
+        rationale = f'{model} on this clip: "{said}".'
+    else:  # everything it wrote stated a time, which is never passed on
+        rationale = f"{model} reports {class_name(kb, label)} in this clip."
     definition = class_definition(kb, label)
     if definition:
         rationale += f' Knowledge base: "{definition}"'
@@ -107,13 +96,20 @@ def clip_evidence(
     return Evidence(
         video=video["path"],
         start_s=start_s,
-        end_s=max(start_s, clamp(finding["end_s"], duration_s)),
+        end_s=max(start_s, clamp_time(finding["end_s"], duration_s)),
         kind=kind,
         label=label,
         confidence=float(confidence),
         rationale=rationale,
         clip_id=finding.get("clip_id"),
     )
+
+
+def model_words(finding: dict[str, Any]) -> str:
+    """What a VLM said about a clip (its `answer`, else its text) without any time it wrote."""
+    data = finding.get("data") or {}
+    text = data.get("answer") if isinstance(data.get("answer"), str) else finding.get("text")
+    return without_times(str(text or ""))
 
 
 def class_name(kb: Any, class_id: str) -> str:
@@ -160,14 +156,14 @@ def names(kb: Any, ids: list[str]) -> str:
     return ", ".join(labels[:-1]) + " or " + labels[-1]
 
 
-def pick_occurrence(events: list[dict[str, Any]], plan: Plan) -> list[dict[str, Any]]:
+def pick_occurrence(events: list[Event], plan: Plan) -> list[Event]:
     """The events the question is after: the first, the last, or all of them."""
     if not events:
         return []
     if plan.occurrence == "first":
-        return [min(events, key=lambda e: e["start_s"])]
+        return [min(events, key=lambda e: e.start_s)]
     if plan.occurrence == "last":
-        return [max(events, key=lambda e: e["start_s"])]
+        return [max(events, key=lambda e: e.start_s)]
     return events
 
 
@@ -181,31 +177,25 @@ def past_end_answer(plan: Plan, duration_s: float) -> str:
     )
 
 
-def when_answer(chosen: list[dict[str, Any]], plan: Plan, kb: Any, duration_s: float) -> str:
+def when_answer(chosen: list[Event], plan: Plan, kb: Any, duration_s: float) -> str:
     first = chosen[0]
-    what = class_name(kb, first["label"])
+    what = class_name(kb, first.label)
+    seen = span(first.start_s, first.end_s, duration_s)
     if plan.wants_duration:
-        length_s = first["end_s"] - first["start_s"]
-        return (
-            f"{what.capitalize()} lasts {length_s:.1f} s "
-            f"({span(first['start_s'], first['end_s'], duration_s)})."
-        )
+        return f"{what.capitalize()} lasts {first.duration_s:.1f} s ({seen})."
     if plan.onset or plan.occurrence == "first":
-        return (
-            f"{what.capitalize()} starts at {clock(first['start_s'], duration_s)} "
-            f"(seen {span(first['start_s'], first['end_s'], duration_s)})."
-        )
+        return f"{what.capitalize()} starts at {clock(first.start_s, duration_s)} (seen {seen})."
     if plan.occurrence == "last":
-        return f"The last {what} is at {span(first['start_s'], first['end_s'], duration_s)}."
-    times = ", ".join(span(e["start_s"], e["end_s"], duration_s) for e in chosen[:MAX_EVIDENCE])
-    labels = sorted({class_name(kb, e["label"]) for e in chosen})
+        return f"The last {what} is at {seen}."
+    times = ", ".join(span(e.start_s, e.end_s, duration_s) for e in chosen[:MAX_EVIDENCE])
+    labels = sorted({class_name(kb, e.label) for e in chosen})
     subject = " / ".join(labels)
     if len(chosen) == 1:
         return f"{subject.capitalize()} at {times}."
     return f"{subject.capitalize()} {len(chosen)} times: {times}."
 
 
-def how_many_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: str) -> str:
+def how_many_answer(events: list[Event], plan: Plan, kb: Any, where: str) -> str:
     what = names(kb, plan.targets).lower()
     if plan.count_people:
         people, tracked = count_people(events)
@@ -226,27 +216,24 @@ def how_many_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: st
     return f"{what.capitalize()}: {len(events)} time{'s' if len(events) != 1 else ''} {where}."
 
 
-def compare_answer(events: list[dict[str, Any]], plan: Plan, kb: Any, where: str) -> str:
-    parts = []
-    for target in plan.targets:
-        mine = [e for e in events if e["label"] == target]
-        total_s = sum(e["end_s"] - e["start_s"] for e in mine)
-        parts.append(f"{class_name(kb, target)}: {len(mine)} time(s), {total_s:.1f} s in total")
-    ranked = sorted(
-        plan.targets,
-        key=lambda t: -sum(e["end_s"] - e["start_s"] for e in events if e["label"] == t),
-    )
+def compare_answer(events: list[Event], plan: Plan, kb: Any, where: str) -> str:
+    totals_s = {t: sum(e.duration_s for e in events if e.label == t) for t in plan.targets}
+    parts = [
+        f"{class_name(kb, target)}: {sum(e.label == target for e in events)} time(s), "
+        f"{totals_s[target]:.1f} s in total"
+        for target in plan.targets
+    ]
+    ranked = sorted(plan.targets, key=lambda t: -totals_s[t])
     lead = class_name(kb, ranked[0]) if events else "neither"
     return f"{'; '.join(parts)} {where}. Most present: {lead}."
 
 
-def listing_answer(events: list[dict[str, Any]], kb: Any, where: str, duration_s: float) -> str:
-    """ "What ..." questions: the behaviors seen, strongest first within their time order."""
+def listing_answer(events: list[Event], kb: Any, where: str, duration_s: float) -> str:
+    """ "What ..." questions: the behaviors seen, in time order."""
     items = []
     for event in events[:MAX_EVIDENCE]:
-        when = f"{span(event['start_s'], event['end_s'], duration_s)}, " if duration_s else ""
+        when = f"{span(event.start_s, event.end_s, duration_s)}, " if duration_s else ""
         items.append(
-            f"{class_name(kb, event['label'])} ({event['kind']}, {when}"
-            f"confidence {event['confidence']:.2f})"
+            f"{class_name(kb, event.label)} ({event.kind}, {when}confidence {event.confidence:.2f})"
         )
     return f"Seen {where}: " + "; ".join(items) + "."

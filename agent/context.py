@@ -117,9 +117,14 @@ class Context:
     max_upload_mb: int = 2048
     max_concurrent_jobs: int = 1
 
+    # --- events (agent answers, reports and evaluation merge detections the same way) --------
+    # Detections of one kind, label and person closer than this gap (seconds) form one event:
+    # a gesture held across a clip boundary, or a smile with a one-frame dropout, counts once.
+    event_merge_gap_s: float = 1.0
+    # Detections below this confidence (0..1) form no event anywhere; 0 keeps every detection.
+    event_min_confidence: float = 0.0
+
     # --- reports --------------------------------------------------------------------------
-    # Detections of one label closer than this gap (seconds) form one event in a report.
-    report_merge_gap_s: float = 1.0
     # An emotion episode at or above this confidence is listed as a notable (strong) onset.
     report_strong_confidence: float = 0.7
     # Key frames rendered per report (most notable events first); bounds time on long videos.
@@ -158,6 +163,11 @@ class Context:
             raise ConfigError(
                 f"Clip length {self.clip_length_s} s with overlap {self.clip_overlap_s} s is not "
                 "usable: the length must be positive and the overlap in [0, length)."
+            )
+        if self.event_merge_gap_s < 0 or not 0.0 <= self.event_min_confidence <= 1.0:
+            raise ConfigError(
+                "event_merge_gap_s must be >= 0 and event_min_confidence in [0, 1]; set e.g. "
+                "BEHAVIOR_AGENT_EVENT_MERGE_GAP_S=1 BEHAVIOR_AGENT_EVENT_MIN_CONFIDENCE=0."
             )
         for name in ("backend", "quantization"):
             allowed = typing.get_args(typing.get_type_hints(Context)[name])

@@ -35,6 +35,7 @@ import numpy as np
 from agent.context import Context
 from agent.embed import l2_normalise
 from agent.errors import BehaviorAgentError
+from agent.events import label_key, spans_overlap
 from agent.state import Clip, Detection, Record, VideoInfo
 from agent.video import sha256_file
 
@@ -85,25 +86,12 @@ CREATE TABLE IF NOT EXISTS caption_cache (
 """
 
 # A detection belongs to a clip when their spans overlap; zero-length spans (a still image,
-# an instant) count when they fall inside the other span. Same rule in SQL and Python.
+# an instant) count when they fall inside the other span. The SQL form of
+# `agent.events.spans_overlap`.
 _OVERLAP_SQL = """(
     (d.start_s < c.end_s AND d.end_s > c.start_s)
     OR (d.start_s = d.end_s AND d.start_s >= c.start_s AND d.start_s <= c.end_s)
     OR (c.start_s = c.end_s AND d.start_s <= c.start_s AND d.end_s >= c.start_s))"""
-
-
-def spans_overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> bool:
-    """The clip/detection membership rule (see `_OVERLAP_SQL`)."""
-    if a_start < b_end and a_end > b_start:
-        return True
-    if a_start == a_end:
-        return b_start <= a_start <= b_end
-    return b_start == b_end and a_start <= b_start <= a_end
-
-
-def label_key(label: str) -> str:
-    """Labels compare case- and separator-insensitively ("Thumb up" == "thumb_up")."""
-    return re.sub(r"[\s\-_]+", "_", label.strip().lower())
 
 
 class VideoRecord(Record):

@@ -9,7 +9,6 @@ re-indexed and the log says which setting changed. Progress goes to a callback a
 import hashlib
 import importlib.metadata
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,19 +17,13 @@ from typing import Any
 import numpy as np
 
 from agent.context import Context
-from agent.index import (
-    ClipIndex,
-    VideoPayload,
-    VideoRecord,
-    label_key,
-    spans_overlap,
-    text_space,
-)
+from agent.events import label_key, spans_overlap
+from agent.index import ClipIndex, VideoPayload, VideoRecord, text_space
 from agent.index import visual_space as visual_space_name
-from agent.state import Clip, Detection, VideoInfo
+from agent.provenance import PERCEPTION_BACKEND, vlm_backend, vlm_label, vlm_model_id
+from agent.state import Clip, Detection
 from agent.timefmt import format_clock
 from agent.video import (
-    FrameBatch,
     is_image,
     probe,
     sample_frames,
@@ -38,6 +31,7 @@ from agent.video import (
     segment,
     still_batch,
 )
+from agent.vlm.parsing import without_times
 
 log = logging.getLogger(__name__)
 
@@ -206,52 +200,35 @@ def _index(
 
 
 def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
-    """Clips and detections from one decoding pass (segment feeds the perception session)."""
-    if session_factory is None:
-        from agent.perception import PerceptionSession
+    """Clips and detections from one decoding pass (segment feeds the perception run)."""
+    from agent.perception.runner import PerceptionRun, perceiver_for
 
-        session_factory = PerceptionSession
-    if perceiver is None:
-        from agent.perception import Perceiver
+    def forward(event: dict[str, Any]) -> None:
+        report(event["stage"], event["done"], event["total"], event["message"])
 
-        with Perceiver(ctx) as own:  # made here, so closed here (mediapipe graphs hold memory)
-            return _perceive(path, info, ctx, kb, own, session_factory, report)
-    if is_image(path):
-        session = session_factory(perceiver, kb, ctx, still=True)
-        report("perceive", 0, 1, "perceiving the image")
-        session.add(still_batch(path))
-        report("perceive", 1, 1, "image perceived")
-        return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], _clamped(session.finish(), info)
-    session = session_factory(perceiver, kb, ctx)
-    total = max(1, math.ceil(info.duration_s * ctx.sample_fps))
-    seen = 0
-
-    def on_frames(batch: FrameBatch) -> None:
-        nonlocal seen
-        session.add(batch)
-        seen += len(batch)
-        at = float(batch.timestamps_s[-1]) if len(batch) else 0.0
-        report(
-            "perceive",
-            min(seen, total),
-            total,
-            f"{format_clock(at)} of {format_clock(info.duration_s)}",
+    with perceiver_for(perceiver, ctx) as active:
+        run = PerceptionRun(
+            active,
+            kb,
+            ctx,
+            still=is_image(path),
+            duration_s=info.duration_s,
+            progress=forward,
+            session_factory=session_factory,
         )
-
-    clips = segment(path, ctx, on_frames=on_frames)
-    detections = _clamped(session.finish(), info)
-    report("perceive", total, total, f"{len(clips)} clips, {len(detections)} detections")
+        if run.still:
+            report("perceive", 0, 1, "perceiving the image")
+            run.add(still_batch(path))
+            return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], run.finish()
+        clips = segment(path, ctx, on_frames=run.add)
+        detections = run.finish()
+    report(
+        "perceive",
+        run.total_frames,
+        run.total_frames,
+        f"{len(clips)} clips, {len(detections)} detections",
+    )
     return clips, detections
-
-
-def _clamped(detections: list[Detection], info: VideoInfo) -> list[Detection]:
-    """Detections with their times inside the video (the system, not a model, owns times)."""
-    clamped = []
-    for d in detections:
-        start_s = min(max(0.0, d.start_s), info.duration_s)
-        end_s = min(max(start_s, d.end_s), info.duration_s)
-        clamped.append(d.model_copy(update={"start_s": start_s, "end_s": end_s}))
-    return sorted(clamped, key=lambda d: (d.start_s, d.end_s, d.label))
 
 
 def _describe(path, info, ctx, clips, kb, vlm, library, settings, report):
@@ -284,7 +261,14 @@ def _describe(path, info, ctx, clips, kb, vlm, library, settings, report):
 
 
 def caption_of(text: str, data: dict | None) -> str:
-    """One readable caption from a describe reply: the summary, then each person's behavior."""
+    """One readable caption from a describe reply: the summary, then each person's behavior.
+
+    Without any time the model wrote: clip times come from the index, never from its words.
+    """
+    return without_times(_caption_text(text, data))
+
+
+def _caption_text(text: str, data: dict | None) -> str:
     if not isinstance(data, dict):
         return (text or "").strip()
     parts = [str(data["summary"]).strip()] if data.get("summary") else []
@@ -323,7 +307,7 @@ def vlm_detections(data: dict | None, clip: Clip, kb) -> list[Detection]:
                     start_s=clip.start_s,
                     end_s=clip.end_s,
                     confidence=0.5,  # the model gives no calibrated score
-                    cues=str(person.get("cues") or "")[:300],
+                    cues=without_times(str(person.get("cues") or ""))[:300],
                     person_id=person_id if isinstance(person_id, int) else number,
                     source="vlm",
                 )
@@ -421,7 +405,8 @@ def index_settings(ctx: Context, embedder, visual_embedder, vlm, kb) -> dict[str
     """What a stored index was built with: settings and model versions (JSON-ready)."""
     settings: dict[str, Any] = {k: getattr(ctx, k) for k in PERCEPTION_SETTINGS}
     settings["format"] = INDEX_FORMAT
-    settings["backend"] = "videollama3" if vlm is not None else "perception"
+    # What the VLM object says it is (agent.provenance), not what the settings asked for.
+    settings["backend"] = vlm_backend(vlm) if vlm is not None else PERCEPTION_BACKEND
     settings["perception"] = _perception_version()
     settings["knowledge"] = _knowledge_version(kb)
     settings["embed_model"] = f"{embedder.name} [{embedder.version}]"
@@ -430,7 +415,9 @@ def index_settings(ctx: Context, embedder, visual_embedder, vlm, kb) -> dict[str
     )
     if vlm is not None:
         settings.update({k: getattr(ctx, k) for k in _VLM_SETTINGS})
-        settings["vlm"] = str(getattr(vlm, "version", None) or type(vlm).__name__)
+        settings["model_id"] = vlm_model_id(vlm)
+        version = getattr(vlm, "version", None)
+        settings["vlm"] = vlm_label(vlm) + (f" [{version}]" if version else "")
     return settings
 
 
@@ -445,7 +432,10 @@ def reuse_reason(existing: VideoRecord | None, settings: dict[str, Any]) -> str 
         return "the previous indexing run did not finish"
     stored = existing.settings
     keys = set(stored) | set(settings)
-    if settings.get("backend") == "perception" and stored.get("backend") == "videollama3":
+    if settings.get("backend") == PERCEPTION_BACKEND and stored.get("backend") not in (
+        None,
+        PERCEPTION_BACKEND,
+    ):
         keys -= {*_VLM_SETTINGS, "vlm", "backend"}
     changes = [
         f"{k} changed from {stored.get(k)!r} to {settings.get(k)!r}"

@@ -14,8 +14,11 @@ from langgraph.runtime import Runtime
 
 from agent import answering as say
 from agent.context import Context
+from agent.events import Event, label_key, merge_detections, spans_overlap
 from agent.planning import Plan, plan_question, plan_schema_json, refine_plan
-from agent.state import AgentState, Answer, Evidence, VideoInfo
+from agent.provenance import model_provenance, vlm_label
+from agent.state import AgentState, Answer, Detection, Evidence, VideoInfo
+from agent.vlm.parsing import says_present
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     detections = [
         d
         for d in all_detections
-        if (not labels or _norm(d["label"]) in labels) and _overlaps(d, window)
+        if (not labels or label_key(d["label"]) in labels) and _overlaps(d, window)
     ]
     detections, note = _only_subject(detections, the_plan)
     if note and note not in notes:
@@ -231,16 +234,10 @@ def _hit_dict(hit: Any) -> dict[str, Any]:
     }
 
 
-def _norm(label: str) -> str:
-    return label.strip().lower().replace(" ", "_").replace("-", "_")
-
-
 def _overlaps(item: dict[str, Any], window: dict[str, float]) -> bool:
-    if item["start_s"] == item["end_s"] or window["start_s"] == window["end_s"]:
-        # Stills and instants: inside the window, ends included.
-        return window["start_s"] <= item["end_s"] and item["start_s"] <= window["end_s"]
-    # Spans must share time: one that ends where "after that" starts is not after it.
-    return item["start_s"] < window["end_s"] and item["end_s"] > window["start_s"]
+    """Spans must share time (one that ends where "after that" starts is not after it);
+    stills and instants count inside the window, ends included."""
+    return spans_overlap(item["start_s"], item["end_s"], window["start_s"], window["end_s"])
 
 
 def _wanted_labels(the_plan: Plan, tried: list[str], kb: Any) -> set[str]:
@@ -253,7 +250,7 @@ def _wanted_labels(the_plan: Plan, tried: list[str], kb: Any) -> set[str]:
         for target in the_plan.targets:
             for synonym in kb.get(target).synonyms[:3]:
                 labels |= {m.id for m in kb.match(synonym, k=2) if m.score >= 0.75}
-    return {_norm(label) for label in labels}
+    return {label_key(label) for label in labels}
 
 
 def _anchor_window(
@@ -262,7 +259,7 @@ def _anchor_window(
     """Resolve "after she sits down" into a window from the anchor's first detection."""
     anchor = the_plan.anchor
     assert anchor is not None
-    found = [d for d in detections if anchor.target and _norm(d["label"]) == anchor.target]
+    found = [d for d in detections if anchor.target and label_key(d["label"]) == anchor.target]
     if not found:
         what = say.class_name(kb, anchor.target) if anchor.target else f"'{anchor.text}'"
         return window, f"I could not find when {what} happens, so I searched the whole video."
@@ -357,11 +354,11 @@ def _refine_onset(
         "inspect",
         f"looking closer at {lo_s:.1f}-{hi_s:.1f} s ({deps.ctx.refine_fps:g} fps) for the onset",
     )
-    closer = _perceive_span(state["video"]["path"], lo_s, hi_s, deps)
+    closer = _perceive_span(VideoInfo.model_validate(state["video"]), lo_s, hi_s, deps)
     starts = [
         d.start_s
         for d in closer
-        if _norm(d.label) == _norm(first["label"]) and lo_s < d.start_s < first["start_s"]
+        if label_key(d.label) == label_key(first["label"]) and lo_s < d.start_s < first["start_s"]
     ]
     if not starts:
         return None
@@ -372,17 +369,20 @@ def _refine_onset(
     return updated, f"onset refined from {first['start_s']:.2f} s to {onset_s:.2f} s"
 
 
-def _perceive_span(path: str, start_s: float, end_s: float, deps: AgentDeps) -> list[Any]:
-    from agent.video import iter_frames
+def _perceive_span(info: VideoInfo, start_s: float, end_s: float, deps: AgentDeps) -> list[Any]:
+    from agent.perception.runner import perceive_path
 
-    session_factory = deps.session_factory
-    if session_factory is None:
-        from agent.perception import PerceptionSession as session_factory
-    ctx = deps.ctx.replace(sample_fps=deps.ctx.refine_fps)
-    session = session_factory(deps.perceiver, deps.kb, ctx)
-    for batch in iter_frames(path, start_s, end_s, fps=deps.ctx.refine_fps, ctx=ctx):
-        session.add(batch)
-    return session.finish()
+    return perceive_path(
+        info.path,
+        deps.ctx,
+        deps.kb,
+        deps.perceiver,
+        start_s=start_s,
+        end_s=end_s,
+        fps=deps.ctx.refine_fps,
+        session_factory=deps.session_factory,
+        info=info,
+    )
 
 
 def _labels_in(detections: list[dict[str, Any]], clip: dict[str, Any], kb: Any) -> str:
@@ -457,7 +457,7 @@ def verify(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     """Is the answer supported? If not, pick the next way to look again, within the budget."""
     deps, the_plan = runtime.context, _plan(state)
     trace = list(state.get("trace", []))
-    if _supported(state, the_plan):
+    if _supported(state, the_plan, deps):
         _emit(runtime, "verify", "evidence found")
         return {"verdict": "answer", "reason": "supported", "trace": [*trace, "verify: supported"]}
     if state.get("step", 0) >= deps.ctx.max_agent_steps:
@@ -477,26 +477,30 @@ def verify(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     }
 
 
-def _supported(state: AgentState, the_plan: Plan) -> bool:
-    if state.get("detections"):
+def _supported(state: AgentState, the_plan: Plan, deps: AgentDeps) -> bool:
+    if _events(state, deps.ctx):
         return True
-    if any(_vlm_says_present(f) for f in state.get("findings") or []):
+    names = _target_names(the_plan, deps.kb)
+    if any(says_present(f.get("data"), names) for f in state.get("findings") or []):
         return True
     # Open questions are answered by whatever the clips show, captions included.
     open_question = the_plan.question_type in {"what", "describe"} and not the_plan.targets
     return open_question and any(h.get("caption") for h in state.get("hits") or [])
 
 
-def _vlm_says_present(finding: dict[str, Any]) -> bool:
-    """The model reports the behavior in this clip: moments listed, or a plain yes."""
-    data = finding.get("data") or {}
-    said = str(data.get("answer", "")).strip().lower()
-    moments = data.get("moments")
-    return (
-        data.get("present") is True
-        or (isinstance(moments, list) and len(moments) > 0)
-        or said.startswith(("yes", "true"))
-    )
+def _events(state: AgentState, ctx: Context) -> list[Event]:
+    """The retrieved detections merged into events (the rule reports and evaluation use)."""
+    detections = [Detection.model_validate(d) for d in state.get("detections") or []]
+    return merge_detections(detections, float(state["video"]["duration_s"]), ctx)
+
+
+def _target_names(the_plan: Plan, kb: Any) -> list[str]:
+    """Every way the targets are named (id, name, synonyms): what a VLM's label may say."""
+    names: list[str] = []
+    for target in the_plan.targets:
+        item = kb.get(target)
+        names += [target, item.name, *item.synonyms]
+    return names
 
 
 def _next_strategy(state: AgentState, the_plan: Plan) -> Strategy | None:
@@ -558,8 +562,8 @@ def answer(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     notes = [n for n in state.get("notes") or [] if n != "no_history"]
     if notes:
         text = text + " " + " ".join(notes)
-    backend = "videollama3" if deps.vlm is not None else "perception"
-    reply = Answer(answer=text, evidence=evidence, backend=backend)
+    models = model_provenance(deps.vlm)
+    reply = Answer(answer=text, evidence=evidence, backend=models.backend, model_id=models.model_id)
     turn = {
         "sha256": video["sha256"],
         "question": state["question"],
@@ -585,13 +589,14 @@ def _compose(
         ), []
     if the_plan.follow_up == "duration":
         return _duration_follow_up(state, the_plan, kb, duration_s)
-    events = say.merge_events(state.get("detections") or [])
+    events = _events(state, deps.ctx)
     where = say.window_words(the_plan, window, duration_s)
     chosen = say.pick_occurrence(events, the_plan)
     limit = say.MAX_COUNTED_EVIDENCE if the_plan.question_type == "how_many" else say.MAX_EVIDENCE
-    evidence = [say.detection_evidence(e, video, kb, clips) for e in chosen[:limit]]
+    describer = _describer(deps, video)
+    evidence = [say.detection_evidence(e, video, kb, clips, describer) for e in chosen[:limit]]
     if not evidence:
-        evidence = _vlm_evidence(state, the_plan, kb)
+        evidence = _vlm_evidence(state, the_plan, deps)
     text = _wording(state, the_plan, events, chosen, evidence, where, deps)
     asked = _asked_window(the_plan, duration_s)
     if asked is not None and any(not _overlaps(e.model_dump(), asked) for e in evidence):
@@ -624,21 +629,33 @@ def _duration_follow_up(
     return text, [focus]
 
 
-def _vlm_evidence(state: AgentState, the_plan: Plan, kb: Any) -> list[Evidence]:
+def _describer(deps: AgentDeps, video: dict[str, Any]) -> str:
+    """The model that described the video's clips at indexing, as its index record names it."""
+    record = getattr(deps.index, "video", None)
+    record = record(video["sha256"]) if callable(record) else None
+    named = (getattr(record, "settings", None) or {}).get("vlm") if record else None
+    return str(named) if named else "a vision-language model"
+
+
+def _vlm_evidence(state: AgentState, the_plan: Plan, deps: AgentDeps) -> list[Evidence]:
     """Clip-level evidence from VLM findings that say the behavior is there."""
+    kb, model = deps.kb, vlm_label(deps.vlm) if deps.vlm is not None else "the VLM"
     label = the_plan.targets[0] if the_plan.targets else "observation"
     kind = kb.get(label).kind if the_plan.targets else "observation"
-    findings = [f for f in state.get("findings") or [] if f.get("text")]
+    findings = state.get("findings") or []
     if the_plan.targets:
-        findings = [f for f in findings if _vlm_says_present(f)]
-    return [say.clip_evidence(f, state["video"], label, kind, kb) for f in findings[:3]]
+        names = _target_names(the_plan, kb)
+        findings = [f for f in findings if says_present(f.get("data"), names)]
+    else:
+        findings = [f for f in findings if say.model_words(f)]
+    return [say.clip_evidence(f, state["video"], label, kind, kb, model) for f in findings[:3]]
 
 
 def _wording(
     state: AgentState,
     the_plan: Plan,
-    events: list[dict],
-    chosen: list[dict],
+    events: list[Event],
+    chosen: list[Event],
     evidence: list[Evidence],
     where: str,
     deps: AgentDeps,
@@ -651,24 +668,37 @@ def _wording(
     if kind == "compare" and len(the_plan.targets) >= 2:
         return say.compare_answer(events, the_plan, kb, where)
     if not events:
-        return _nothing_found(state, the_plan, evidence, wanted, where)
+        return _nothing_found(state, the_plan, evidence, wanted, where, deps)
     if kind == "yes_no":
         return "Yes. " + say.when_answer(chosen, the_plan, kb, duration_s)
     if kind in {"when", "compare"} and the_plan.targets:
         return say.when_answer(chosen, the_plan, kb, duration_s)
     text = say.listing_answer(events, kb, where, duration_s)
-    model_text = _model_words(state)
+    model_text = _model_says(state, deps)
     return f"{text} {model_text}".strip()
 
 
 def _nothing_found(
-    state: AgentState, the_plan: Plan, evidence: list[Evidence], wanted: str, where: str
+    state: AgentState,
+    the_plan: Plan,
+    evidence: list[Evidence],
+    wanted: str,
+    where: str,
+    deps: AgentDeps,
 ) -> str:
     passes = state.get("step", 0)
     searched = f"(searched {passes} time{'s' if passes != 1 else ''}, detections and clip index)"
-    model_text = _model_words(state)
+    model_text = _model_says(state, deps)
+    if evidence and the_plan.targets:
+        duration_s = float(state["video"]["duration_s"])
+        clips = ", ".join(say.span(e.start_s, e.end_s, duration_s) for e in evidence)
+        model = vlm_label(deps.vlm) if deps.vlm is not None else "The VLM"
+        return (
+            f"Perception detected no {wanted} {where}; {model} reports it in "
+            f"{len(evidence)} clip(s): {clips}. {model_text}"
+        ).strip()
     if evidence and model_text:
-        return f"Perception detected nothing {where}; the VLM says: {model_text}"
+        return f"Perception detected nothing {where}; {model_text}"
     if model_text and not the_plan.targets:
         return f"{where.capitalize()}: {model_text}"
     if the_plan.follow_up == "after_that":
@@ -684,11 +714,19 @@ def _nothing_found(
     return f"Nothing that I can recognise was detected {where} {searched}."
 
 
-def _model_words(state: AgentState) -> str:
-    """The VLM's own answer from the best inspected clip (its words; never its times)."""
+# Characters of the VLM's own answer quoted in the reply.
+MAX_MODEL_WORDS = 300
+
+
+def _model_says(state: AgentState, deps: AgentDeps) -> str:
+    """ "<model> says: <its answer>" from the first inspected clip with words to quote.
+
+    The model's words only: any sentence or clause in which it wrote a time is left out
+    (the system cites the times it computes), and "" when nothing is left.
+    """
     for finding in state.get("findings") or []:
-        data = finding.get("data") or {}
-        text = data.get("answer") if isinstance(data.get("answer"), str) else finding.get("text")
-        if text:
-            return "VideoLLaMA3: " + " ".join(str(text).split())[:300]
+        words = say.model_words(finding)
+        if words:
+            model = vlm_label(deps.vlm) if deps.vlm is not None else "The VLM"
+            return f"{model} says: {words[:MAX_MODEL_WORDS]}"
     return ""

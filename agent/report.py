@@ -6,7 +6,6 @@
 """
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +15,8 @@ from typing import Any
 from agent.charts import label_colors, timeline_png, totals_png
 from agent.context import Context
 from agent.errors import BehaviorAgentError
-from agent.report_events import label_totals, merge_detections, notable_moments, timelines
+from agent.events import label_key, spans_overlap
+from agent.report_events import label_totals, notable_moments, report_events, timelines
 from agent.report_frames import KeyFrameRenderer
 from agent.report_model import (
     KnowledgeEntry,
@@ -30,6 +30,7 @@ from agent.report_provenance import provenance
 from agent.report_render import write_report
 from agent.state import Clip, Detection, VideoInfo
 from agent.video import is_image
+from agent.vlm.parsing import without_times
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ def assemble_report(
     """Report data from a video's clip records and detections (no index needed)."""
     kb = kb if kb is not None else _default_kb()
     progress = _timed(progress)
-    events = merge_detections(
+    events = report_events(
         detections,
         info.duration_s,
-        ctx.report_merge_gap_s,
+        ctx,
         name_of=lambda label: _name(kb, label),
         kb_id_of=lambda label: _kb_id(kb, label),
     )
@@ -136,10 +137,10 @@ def _segments(clips: list[Any], events: list[ReportEvent]) -> list[Segment]:
         inside = [
             e.event_id
             for e in events
-            if (e.start_s < clip.end_s and e.end_s >= clip.start_s)
-            or e.start_s == e.end_s == clip.start_s
+            if spans_overlap(e.start_s, e.end_s, float(clip.start_s), float(clip.end_s))
         ]
-        caption = (getattr(clip, "caption", "") or "").strip()
+        # A model-written caption never cites a time: the report computes its own.
+        caption = without_times(getattr(clip, "caption", "") or "")
         segments.append(
             Segment(
                 clip_id=int(clip.clip_id),
@@ -212,7 +213,7 @@ def _lookup(kb: Any, label: str) -> Any:
     """The knowledge-base class of a label (as given, or as a snake_case id), else None."""
     if kb is None:
         return None
-    for candidate in dict.fromkeys([label, _slug(label)]):
+    for candidate in dict.fromkeys([label, label_key(label)]):
         if candidate not in kb:
             continue
         try:
@@ -222,13 +223,9 @@ def _lookup(kb: Any, label: str) -> Any:
     return None
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "unlabelled"
-
-
 def _kb_id(kb: Any, label: str) -> str:
     found = _lookup(kb, label)
-    return found.id if found is not None else f"label-{_slug(label)}"
+    return found.id if found is not None else f"label-{label_key(label) or 'unlabelled'}"
 
 
 def _name(kb: Any, label: str) -> str:

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from agent.provenance import ModelEntry
 from agent.state import Kind, Record, VideoInfo
 
 SCHEMA_VERSION = 1
@@ -117,6 +118,8 @@ class Provenance(Record):
     model_id: str
     quantization: str
     perception_model: str
+    # Every model behind the report (landmarks, learned perception models, the VLM).
+    models: list[ModelEntry] = []
     sampling: dict[str, float | int | str] = {}
     software: dict[str, str] = {}
     limits: list[str] = []

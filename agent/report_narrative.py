@@ -1,17 +1,21 @@
-"""Model-written narratives per report segment (only with a VLM; always marked as such)."""
+"""Model-written narratives per report segment (only with a VLM; always marked as such).
+
+The model gets the segment's evidence without times and is asked for none; whatever time it
+writes anyway is left out of the narrative (`without_times`): the report shows the segment's
+own times, computed from the clip index.
+"""
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from string import Template
 from typing import Any
 
 from agent.context import Context
-from agent.report_model import ReportData, ReportEvent, Segment
-from agent.resources import load_prompt
+from agent.report_model import ReportData, ReportEvent
 from agent.state import VideoInfo
-from agent.timefmt import format_clock, format_span
+from agent.timefmt import format_span
 from agent.video import sample_span
+from agent.vlm.parsing import mentions_time, without_times
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +34,20 @@ def write_narratives(
     model = data.provenance.model_id
     for done, segment in enumerate(chosen, start=1):
         events = [data.event(event_id) for event_id in segment.event_ids]
+        frames = sample_span(
+            Path(info.path),
+            segment.start_s,
+            segment.end_s,
+            fps=ctx.describe_fps,
+            max_frames=ctx.max_frames_per_call,
+            ctx=ctx,
+        )
         try:
-            reply = vlm.answer(
-                narrative_question(segment, events),
-                sample_span(
-                    Path(info.path),
-                    segment.start_s,
-                    segment.end_s,
-                    fps=ctx.describe_fps,
-                    max_frames=ctx.max_frames_per_call,
-                    ctx=ctx,
-                ),
-                info,
-                _kb_snippet(kb, events),
-            )
+            reply = vlm.narrate(evidence_lines(events), frames, info, _kb_snippet(kb, events))
         except Exception as error:  # one failing segment must not cost the whole report
             log.warning("narrative of clip %d failed: %s", segment.clip_id, error)
             continue
-        segment.narrative = (reply.text or "").strip()
+        segment.narrative = narrative_text(reply, segment.clip_id)
         segment.model_written = bool(segment.narrative)
         segment.narrative_model = model
         if progress is not None:
@@ -62,18 +62,25 @@ def write_narratives(
             )
 
 
-def narrative_question(segment: Segment, events: list[ReportEvent]) -> str:
-    """The prompt `report_narrative` filled with the segment's span and evidence lines."""
-    lines = [
-        f"- {format_span(e.start_s, e.end_s, 1)} {e.kind} '{e.name}' "
-        f"(confidence {e.confidence:.2f}){': ' + '; '.join(e.cues) if e.cues else ''}"
-        for e in events
-    ]
-    return Template(load_prompt("report_narrative")).safe_substitute(
-        start=format_clock(segment.start_s, 1),
-        end=format_clock(segment.end_s, 1),
-        evidence="\n".join(lines) or "- (no behavior was detected in this segment)",
-    )
+def narrative_text(reply: Any, clip_id: int) -> str:
+    """The narrative to print: the model's prose with every clause that states a time left
+    out; "" (no narrative) when nothing is left."""
+    text = (reply.text or "").strip()
+    kept = without_times(text)
+    if text and kept != " ".join(text.split()):
+        log.info("narrative of clip %d: left out what stated a time (%r)", clip_id, text[:200])
+    return kept
+
+
+def evidence_lines(events: list[ReportEvent]) -> str:
+    """The segment's events for the prompt: kind, name, confidence and cues, with no times
+    (a time in the prompt invites the model to repeat or shift it)."""
+    lines = []
+    for event in events:
+        cues = "; ".join(c for c in event.cues if not mentions_time(c))
+        line = f"- {event.kind} '{event.name}' (confidence {event.confidence:.2f})"
+        lines.append(f"{line}: {cues}" if cues else line)
+    return "\n".join(lines) or "- (no behavior was detected in this segment)"
 
 
 def _kb_snippet(kb: Any, events: list[ReportEvent]) -> str:

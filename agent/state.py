@@ -72,7 +72,9 @@ class Answer(Record):
 
     answer: str
     evidence: list[Evidence] = []
+    # The backend that answered and the model it ran (`agent.provenance`), never a guess.
     backend: str = "perception"
+    model_id: str = ""
 
 
 def keep_recent_turns(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 For each clip: the frames sampled at `Context.sample_fps` are decoded once; the floor is a
 bare mediapipe holistic loop over exactly those frames (same settings as the Perceiver); the
-pipeline is a PerceptionSession over the same frames (mediapipe + features + rules + smoothing)
+pipeline is `run_perception` over the same frames (mediapipe + features + rules + smoothing)
 and, separately, `perceive_video` end to end (decoding included). Ratio = pipeline / floor.
 Floor and pipeline alternate `--repeat` times and the fastest of each counts, because a shared
 machine's load varies from second to second.
@@ -21,7 +21,8 @@ import numpy as np
 
 from agent.context import Context
 from agent.knowledge import load_knowledge_base
-from agent.perception import Perceiver, PerceptionSession, perceive_video
+from agent.perception import Perceiver, perceive_video
+from agent.perception.runner import run_perception
 from agent.video import iter_frames, probe
 
 DEFAULT_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
@@ -63,10 +64,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 floors.append(bare_loop(frames))
                 started = time.perf_counter()
-                session = PerceptionSession(perceiver, kb, ctx)
-                for batch in batches:
-                    session.add(batch)
-                session.finish()
+                run_perception(batches, perceiver, kb, ctx, duration_s=info.duration_s)
                 pipes.append(time.perf_counter() - started)
             floor_s, pipe_s = min(floors), min(pipes)
             started = time.perf_counter()

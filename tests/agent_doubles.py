@@ -158,7 +158,12 @@ class FakeReply:
 
 
 class FakeVLM:
-    """Deterministic replies: streams its text token by token; `data` as given."""
+    """Deterministic replies: streams its text token by token; `data` as given.
+
+    It names itself "fake-vlm": answers must call it that, never VideoLLaMA3.
+    """
+
+    name = "fake-vlm"
 
     def __init__(
         self,

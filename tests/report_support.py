@@ -88,21 +88,27 @@ class StubKB:
 
 
 class ScriptedVLM:
-    """VLM double: answers with a fixed narrative, records what it was asked, can fail once."""
+    """VLM double: narrates with fixed text, records what it was asked, can fail once.
+
+    `text` may hold `{n}` (the call number); the default is plain prose without times.
+    """
 
     model_id = "test/scripted-vlm"
     quantization = "4bit"
     name = "scripted"
 
-    def __init__(self, fail_on_call: int | None = None) -> None:
+    def __init__(
+        self, fail_on_call: int | None = None, text: str = "  The person smiles (call {n}).  "
+    ) -> None:
         self.calls: list[dict] = []
         self.fail_on_call = fail_on_call
+        self.text = text
 
-    def answer(self, question, frames, info, kb_snippet, on_token=None):
-        self.calls.append({"question": question, "frames": frames, "kb_snippet": kb_snippet})
+    def narrate(self, evidence, frames, info, kb_snippet):
+        self.calls.append({"evidence": evidence, "frames": frames, "kb_snippet": kb_snippet})
         if self.fail_on_call == len(self.calls):
             raise RuntimeError("simulated out-of-memory")
-        return SimpleNamespace(text=f"  The person smiles (call {len(self.calls)}).  ", data=None)
+        return SimpleNamespace(text=self.text.format(n=len(self.calls)), data=None)
 
 
 def detection(kind, label, start_s, end_s, confidence=0.8, **extra) -> Detection:

@@ -1,10 +1,12 @@
 """The agent graph with doubles: each node, routing, loops, budget, VLM parse failures, threads."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -16,6 +18,7 @@ from agent.graph import build_graph, open_checkpointer
 from agent.nodes import AgentDeps
 from agent.planning import Plan
 from agent.state import Answer, Detection, Evidence
+from agent.vlm.parsing import parse_answer
 from tests.agent_doubles import FakeIndex, FakeKB, FakeVLM
 
 SHA = "f" * 64
@@ -179,6 +182,27 @@ def test_answer_node_builds_evidence_from_records_and_clamps_it():
     assert update["history"][0]["evidence"][0]["end_s"] == 30.0
 
 
+def test_vlm_detections_name_the_model_the_index_says_described_the_clips():
+    seen = det("happy", "emotion", 2.0, 8.0, 0.5, "smiles at 0:45", source="vlm")
+    deps = deps_for([seen])
+    plan = Plan(question_type="when", targets=["happy"], query="smile")
+    state = {
+        "video": VIDEO,
+        "question": "When does he smile?",
+        "plan": plan.model_dump(),
+        "window": {"start_s": 0.0, "end_s": 30.0},
+        "detections": [seen.model_dump()],
+        "step": 1,
+    }
+    unknown = Answer.model_validate(nodes.answer(state, runtime(deps))["answer"])
+    assert unknown.evidence[0].rationale.startswith("A vision-language model saw happy: ")
+    assert "0:45" not in unknown.evidence[0].rationale  # a model-written cue keeps no time
+    record = SimpleNamespace(settings={"vlm": "otter (org/otter-7b)"})
+    deps.index.video = lambda sha: record if sha == SHA else None
+    named = Answer.model_validate(nodes.answer(state, runtime(deps))["answer"])
+    assert named.evidence[0].rationale.startswith("otter (org/otter-7b) saw happy")
+
+
 # --- the whole graph --------------------------------------------------------------------------
 
 
@@ -263,10 +287,80 @@ def test_vlm_times_are_never_copied_and_plan_parse_failure_keeps_rules(monkeypat
     assert "rule-based plan stands" in " ".join(final["trace"])
     assert Plan.model_validate(final["plan"]).source == "rules"
     reply = Answer.model_validate(final["answer"])
-    assert reply.backend == "videollama3" and reply.evidence
+    # The backend and model are what the VLM object says it is, never "VideoLLaMA3".
+    assert (reply.backend, reply.model_id) == ("fake-vlm", "fake-vlm") and reply.evidence
     for item in reply.evidence:  # clip spans from the index, not the model's 99 s
         assert 0.0 <= item.start_s <= item.end_s <= 30.0 and item.end_s - item.start_s == 10.0
+        assert "99" not in item.rationale and "VideoLLaMA3" not in item.rationale
+    assert "99" not in reply.answer and "VideoLLaMA3" not in reply.answer
     assert any(e["type"] == "token" for e in events)
+
+
+# --- adversarial VLM replies: the model may say *what*, never *when* ---------------------------
+
+CLOCK = re.compile(r"(\d+):(\d{2}(?:\.\d)?)")
+
+
+def cited_times_s(text: str) -> list[float]:
+    """Every mm:ss time written in a text, in seconds."""
+    return [int(m) * 60 + float(s) for m, s in CLOCK.findall(text)]
+
+
+def ask_with_reply(monkeypatch, question: str, text: str, data: dict | None) -> dict:
+    """The whole graph with a VLM that gives this reply on every clip (no wave detected)."""
+    monkeypatch.setattr("agent.video.sample_frames", lambda *a, **k: [0, 1])
+    return run(question, deps_for(vlm=FakeVLM(text=text, data=data)))
+
+
+def assert_no_model_time(final: dict, *written: str) -> None:
+    reply = Answer.model_validate(final["answer"])
+    texts = [reply.answer, *(e.rationale for e in reply.evidence)]
+    for text in texts:
+        assert not any(w in text for w in written), text
+        assert all(t <= VIDEO["duration_s"] for t in cited_times_s(text)), text
+    for item in reply.evidence:  # only clip spans of the index, inside the 30 s video
+        assert 0.0 <= item.start_s <= item.end_s <= VIDEO["duration_s"]
+        assert (item.start_s, item.end_s) in {(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)}
+
+
+def test_a_negation_with_a_time_is_not_presence(monkeypatch):
+    text = "No, nobody waves; at 0:05 she only scratches her head."
+    final = ask_with_reply(monkeypatch, "Does she wave?", text, parse_answer(text))
+    assert final["reason"] != "supported"
+    reply = Answer.model_validate(final["answer"])
+    assert [e for e in reply.evidence if e.label == "wave"] == []
+    assert reply.answer.startswith("No: I found no wave")
+    assert_no_model_time(final, "0:05", "00:05")
+
+
+def test_prose_times_past_the_end_are_neither_presence_nor_quoted(monkeypatch):
+    text = "She waves from 0:31 to 0:40 and again at 99 s."
+    final = ask_with_reply(monkeypatch, "When does she wave?", text, parse_answer(text))
+    assert final["reason"] != "supported" and final["answer"]["evidence"] == []
+    assert_no_model_time(final, "0:31", "0:40", "99")
+
+
+def test_json_moments_past_the_end_give_clip_times_and_no_quoted_time(monkeypatch):
+    text = (
+        '{"answer": "She waves at 45 s.", "moments": '
+        '[{"start_s": 45.0, "end_s": 50.0, "label": "waving"}], "confidence": 0.8}'
+    )
+    final = ask_with_reply(monkeypatch, "When does she wave?", text, parse_answer(text))
+    assert final["reason"] == "supported"  # the model's label names the target
+    reply = Answer.model_validate(final["answer"])
+    assert reply.evidence and {e.label for e in reply.evidence} == {"wave"}
+    assert "fake-vlm reports wave in this clip." in reply.evidence[0].rationale
+    assert "reports it in 3 clip(s): 00:00.0–00:10.0" in reply.answer
+    assert_no_model_time(final, "45", "50")
+
+
+def test_open_answers_quote_only_the_model_sentences_without_times(monkeypatch):
+    text = "She scratches her head at 1:40. She is seated at a table; later she smiles."
+    final = ask_with_reply(monkeypatch, "What is she doing?", text, parse_answer(text))
+    reply = Answer.model_validate(final["answer"])
+    assert "fake-vlm says: She is seated at a table. Later she smiles." in reply.answer
+    assert "VideoLLaMA3" not in reply.answer
+    assert_no_model_time(final, "1:40", "01:40")
 
 
 def test_vlm_plan_refinement_is_used_when_valid(monkeypatch):
@@ -383,7 +477,7 @@ def test_onset_is_refined_by_looking_closer(monkeypatch):
         times = [round(start_s + i / fps, 3) for i in range(int((end_s - start_s) * fps))]
         yield FrameBatch(None, list(range(len(times))), times)
 
-    monkeypatch.setattr("agent.video.iter_frames", frames)
+    monkeypatch.setattr("agent.perception.runner.iter_frames", frames)
     deps = deps_for([det("neutral", "emotion", 0.0, 1.0), det("happy", "emotion", 1.0, 2.4)])
     deps.perceiver, deps.session_factory = object(), CloserSession
     final = run("When does he start smiling?", deps)

@@ -169,8 +169,9 @@ def test_label_from_detections_weights_confidence_by_overlap():
     labels = ["angry", "happy", "neutral"]
     label, score, totals = label_from_detections(detections, "emotion", labels, 0.0, 3.0)
     assert label == "happy" and score == pytest.approx(1.2 / 1.65)
-    assert label_from_detections(detections, "emotion", labels, 4.0, 4.5)[0] == "neutral"
-    assert label_from_detections([], "gesture", ["fist"], None, None)[0] == "none"
+    # Nothing of the kind in the span: no label at all (its own outcome), never "neutral".
+    assert label_from_detections(detections, "emotion", labels, 4.0, 4.5) == (None, 0.0, {})
+    assert label_from_detections([], "gesture", ["fist"], None, None)[0] is None
     # A still image: detections are instants at 0 s.
     still = [detection("fist", 0, 0, 0.7, "gesture"), detection("victory", 0, 0, 0.8, "gesture")]
     assert label_from_detections(still, "gesture", ["fist", "victory"])[0] == "victory"

@@ -10,7 +10,7 @@ import pytest
 from agent.context import Context
 from agent.embed import build_tiny_clip, load_text_embedder
 from agent.index import ClipIndex
-from agent.indexing import clip_text, index_video
+from agent.indexing import caption_of, clip_text, index_video, vlm_detections
 from agent.knowledge import load_knowledge_base
 from agent.state import Clip, Detection
 from agent.vlm import VLMReply
@@ -168,7 +168,9 @@ def test_vlm_captions_resume_after_an_interrupted_run(video, ctx, embedder, kb):
     assert library.video(video).status == "indexing" and library.clips(video) == []
     vlm = FakeVLM()
     record, events = run(video, ctx, embedder, kb, vlm=vlm)
-    assert record.status == "complete" and record.settings["backend"] == "videollama3"
+    # The backend is what the VLM object says it is: this double is not VideoLLaMA3.
+    assert record.status == "complete" and record.settings["backend"] == "fake-vlm"
+    assert record.settings["vlm"] == "fake-vlm [fake-vlm-1]"
     assert len(vlm.calls) == 2  # clips 1 and 2 came from the interrupted run's cache
     assert all(n <= 3 for *_, n in broken.calls)  # frames capped per call
     assert [e["done"] for e in events if e["stage"] == "describe"] == [1, 2, 3, 4]
@@ -223,6 +225,18 @@ def test_clip_text_puts_events_with_times_first(kb):
     assert first.endswith("gesture from 00:04 to 00:06")
     assert "throughout" in text and text.endswith("A man talks.")
     assert clip_text(clip, "", [], kb).startswith("No gesture")
+
+
+def test_model_written_times_reach_neither_captions_nor_cues(kb):
+    clip = Clip(clip_id=0, start_s=0.0, end_s=10.0)
+    person = {"person": 1, "emotion": "happy", "cues": "smiles from 3 to 5 s; cheeks raised"}
+    data = {"summary": "At 0:45 a man waves. He sits.", "people": [person]}
+    assert caption_of("", data) == "He sits. Person 1: emotion happy. Cheeks raised."
+    (found,) = vlm_detections(data, clip, kb)
+    assert (found.label, found.start_s, found.end_s) == ("happy", 0.0, 10.0)  # clip times
+    assert found.cues == "Cheeks raised."
+    plain = {"summary": "A man sits; he smiles.", "people": []}
+    assert caption_of("", plain) == "A man sits; he smiles."  # nothing to leave out
 
 
 def test_the_real_videollama3_class_describes_clips(tmp_path, ctx, embedder, kb):

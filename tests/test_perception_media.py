@@ -39,12 +39,10 @@ def test_hand_sign_stills(shared_media, perceiver, name, expected):
     assert gestures and gestures[0].label == expected, dets
     top = gestures[0]
     assert top.start_s == top.end_s == 0.0
-    assert (
-        top.bbox
-        and all(0.0 <= v <= 1.0 for v in top.bbox)
-        and "straight" in top.cues
-        or "curled" in top.cues
-    )
+    # The hand's box, normalised to the frame, and the finger states behind the label.
+    assert top.bbox is not None and len(top.bbox) == 4, top
+    assert all(0.0 <= v <= 1.0 for v in top.bbox) and top.bbox[2] > 0 and top.bbox[3] > 0, top
+    assert "straight" in top.cues or "curled" in top.cues, top.cues
 
 
 def test_thumb_up_video(shared_media, perceiver):

@@ -9,12 +9,14 @@ from PIL import Image
 
 from agent.charts import overlap_lanes
 from agent.context import Context
-from agent.report import assemble_report
-from agent.report_events import label_totals, merge_detections, notable_moments
+from agent.index import ClipRecord
+from agent.report import assemble_report, write_report
+from agent.report_events import label_totals, notable_moments, report_events
 from agent.report_frames import KEY_FRAME_SIDE
 from agent.report_model import ReportData
 from agent.state import Clip
 from agent.video import probe
+from agent.vlm.parsing import mentions_time
 from tests.report_support import ScriptedVLM, StubKB, detection, sample_detections
 from tests.synthetic import write_video
 
@@ -29,12 +31,17 @@ def ctx(tmp_path) -> Context:
     return Context(home=tmp_path / "home")
 
 
+def merged(detections, duration_s: float, gap_s: float):
+    """Report events with the one merge rule, at a given gap (`Context.event_merge_gap_s`)."""
+    return report_events(detections, duration_s, Context(event_merge_gap_s=gap_s))
+
+
 def clips_of(duration_s: float) -> list[Clip]:
     return [Clip(clip_id=0, start_s=0.0, end_s=6.0), Clip(clip_id=1, start_s=6.0, end_s=duration_s)]
 
 
 def test_detections_closer_than_the_gap_merge_into_one_event():
-    events = merge_detections(
+    events = merged(
         [
             detection("emotion", "happy", 0.5, 2.0, 0.8, cues="AU12 0.8"),
             detection("emotion", "happy", 2.5, 4.0, 0.6, cues="AU12 0.6"),
@@ -55,7 +62,7 @@ def test_detections_closer_than_the_gap_merge_into_one_event():
 
 
 def test_gaps_people_and_labels_keep_events_apart():
-    events = merge_detections(
+    events = merged(
         [
             detection("emotion", "happy", 0.0, 1.0, person_id=0),
             detection("emotion", "happy", 2.5, 3.0, person_id=0),  # gap 1.5 s > 1.0 s
@@ -75,7 +82,7 @@ def test_gaps_people_and_labels_keep_events_apart():
 
 
 def test_events_are_in_time_order_with_kind_order_on_ties_and_sequential_ids():
-    events = merge_detections(
+    events = merged(
         [
             detection("action", "walk", 1.0, 5.0),
             detection("gesture", "wave", 1.0, 2.0),
@@ -94,7 +101,7 @@ def test_events_are_in_time_order_with_kind_order_on_ties_and_sequential_ids():
 
 
 def test_times_are_clamped_to_the_video_and_outside_detections_dropped():
-    events = merge_detections(
+    events = merged(
         [
             detection("gesture", "wave", -1.0, 2.0),
             detection("gesture", "thumbs_up", 8.0, 15.0),
@@ -110,7 +117,7 @@ def test_times_are_clamped_to_the_video_and_outside_detections_dropped():
 
 
 def test_totals_give_time_share_per_emotion_and_count_and_mean_per_gesture():
-    events = merge_detections(
+    events = merged(
         [
             detection("emotion", "happy", 0.0, 2.0, person_id=0),
             detection("emotion", "happy", 1.0, 3.0, person_id=1),  # overlaps: union is 3 s
@@ -148,7 +155,7 @@ def test_notable_moments_are_strong_emotion_onsets_and_rare_gestures():
     ]
     detections += [detection("gesture", "wave", 10.0 + 3 * i, 11.0 + 3 * i) for i in range(11)]
     detections += [detection("gesture", "thumbs_up", 50.0, 51.0)]
-    events = merge_detections(detections, duration_s=60.0, gap_s=0.5)
+    events = merged(detections, duration_s=60.0, gap_s=0.5)
     moments = notable_moments(events, strong_confidence=0.7)
     assert [(m.reason, m.label, m.time_s) for m in moments] == [
         ("strong_emotion_onset", "happy", 1.0),
@@ -222,10 +229,10 @@ def test_key_frames_stop_at_the_cap_most_notable_first(video, ctx):
 
 def test_six_different_gestures_are_not_rare_but_one_among_ten_is():
     six = [detection("gesture", f"g{i}", 2.0 * i, 2.0 * i + 1) for i in range(6)]
-    assert notable_moments(merge_detections(six, 60.0, 0.5), 0.7) == []
+    assert notable_moments(merged(six, 60.0, 0.5), 0.7) == []
     ten = [detection("gesture", "wave", 2.0 * i, 2.0 * i + 1) for i in range(9)]
     ten.append(detection("gesture", "thumbs_up", 40.0, 41.0))
-    moments = notable_moments(merge_detections(ten, 60.0, 0.5), 0.7)
+    moments = notable_moments(merged(ten, 60.0, 0.5), 0.7)
     assert [(m.label, m.text) for m in moments] == [
         ("thumbs_up", "the only thumbs up among 10 gestures")
     ]
@@ -244,16 +251,40 @@ def test_narratives_are_model_written_per_segment_with_the_evidence(video, ctx):
     assert first.model_written and first.narrative_model == "test/scripted-vlm"
     # The failing call leaves its segment without a narrative instead of failing the report.
     assert second.narrative == "" and not second.model_written
-    question = vlm.calls[0]["question"]
-    assert "00:00.5–00:04.0 emotion 'Happiness' (confidence 0.70)" in question
-    assert "thumb up" in question
+    evidence = vlm.calls[0]["evidence"]
+    assert "- emotion 'Happiness' (confidence 0.70): AU12 0.8, AU6 0.6; AU12 0.6" in evidence
+    assert "thumb up" in evidence
+    assert not mentions_time(evidence)  # the model is given no time to repeat or shift
     assert kb.snippet_requests[0] == ["happy", "thumbs_up"]
     frames = vlm.calls[0]["frames"]
     assert frames.timestamps_s.min() >= 0.0 and frames.timestamps_s.max() < 6.0
-    assert data.provenance.backend == "videollama3"
+    # The double is not VideoLLaMA3, so the report does not call it that.
+    assert data.provenance.backend == "scripted"
     assert data.provenance.model_id == "test/scripted-vlm"
     assert data.provenance.quantization == "4bit"
     assert any("vision-language model" in limit for limit in data.provenance.limits)
+
+
+def test_narratives_and_captions_never_quote_a_model_written_time(video, ctx, tmp_path):
+    info = probe(video, ctx)  # 12 s long: 99 s and 0:40 are past its end
+    vlm = ScriptedVLM(text="At 99 s she waves. She smiles warmly; from 0:40 to 0:45 she nods.")
+    clips = [
+        ClipRecord(
+            clip_id=0, start_s=0.0, end_s=6.0, sha256="x", caption="At 0:45 a man waves. He sits."
+        ),
+        ClipRecord(clip_id=1, start_s=6.0, end_s=12.0, sha256="x"),
+    ]
+    data = assemble_report(info, clips, sample_detections(), ctx, kb=StubKB(), vlm=vlm)
+    assert [s.narrative for s in data.segments] == ["She smiles warmly."] * 2
+    assert data.segments[0].caption == "He sits."
+    for kind in ("html", "md"):
+        page = write_report(data, kind, tmp_path / f"r.{kind}").read_text(encoding="utf-8")
+        assert "99 s" not in page and "0:40" not in page and "0:45" not in page
+    only_times = ScriptedVLM(text="From 0:01 to 0:02 she frowns. At 3 seconds she nods.")
+    data = assemble_report(
+        info, clips_of(info.duration_s), sample_detections(), ctx, kb=StubKB(), vlm=only_times
+    )
+    assert [(s.narrative, s.model_written) for s in data.segments] == [("", False)] * 2
 
 
 def test_provenance_states_settings_versions_time_and_limits(video, ctx):
@@ -291,7 +322,7 @@ def test_a_still_image_reports_events_at_time_zero(tmp_path, ctx):
 
 
 def test_overlapping_events_get_their_own_timeline_lanes():
-    events = merge_detections(
+    events = merged(
         [
             detection("action", "walk", 0.0, 5.0, person_id=1),
             detection("action", "walk", 1.0, 3.0, person_id=2),

@@ -3,9 +3,12 @@
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from agent.context import Context
+from agent.provenance import files_sha256
 from agent.report import build_report, write_report
+from agent.vlm.parsing import without_times
 from tests.report_support import detection
 from tests.synthetic import write_video
 
@@ -46,6 +49,14 @@ def test_report_with_a_vlm_has_model_written_narratives_and_names_the_model(tiny
     )
     video = write_video(tmp_path / "clip.mp4", [3.0])
     vlm = load_vlm(ctx)
+    replies = []  # the real model's raw narrative replies, recorded on their way through
+    real_narrate = vlm.narrate
+
+    def narrate(*args, **kwargs):
+        replies.append(real_narrate(*args, **kwargs))
+        return replies[-1]
+
+    vlm.narrate = narrate
     stages: list[str] = []
     data = build_report(
         video,
@@ -57,9 +68,13 @@ def test_report_with_a_vlm_has_model_written_narratives_and_names_the_model(tiny
     assert "describe" in stages and "narratives" in stages
     assert [e.label for e in data.events] == ["happy"]
     assert data.segments[0].event_ids == ["e001"]
-    for segment in data.segments:
+    assert len(replies) == len(data.segments) == 1  # one narrative call per segment
+    for segment, reply in zip(data.segments, replies, strict=True):
         assert segment.narrative_model == str(tiny_dir)  # every call returned
-        assert segment.model_written == bool(segment.narrative)
+        assert segment.narrative == without_times(reply.text)
+    # The tiny checkpoint's greedy output is fixed noise, never empty: a narrative to render.
+    narrative = data.segments[0].narrative
+    assert narrative and data.segments[0].model_written
     provenance = data.provenance
     assert provenance.backend == "videollama3"
     assert provenance.model_id == str(tiny_dir)
@@ -68,5 +83,10 @@ def test_report_with_a_vlm_has_model_written_narratives_and_names_the_model(tiny
     assert provenance.sampling["describe_fps"] == 1.0
     html = write_report(data, "html", tmp_path / "r.html").read_text(encoding="utf-8")
     assert "vision-language model" in html
-    if any(s.narrative for s in data.segments):
-        assert "model-written" in html
+    assert f'<span class="badge">model-written</span>{escape(narrative)}</p>' in html
+    assert f"**[model-written]** {narrative}" in write_report(
+        data, "md", tmp_path / "r.md"
+    ).read_text(encoding="utf-8")
+    landmarks, vlm_entry = provenance.models[0], provenance.models[-1]
+    assert (landmarks.role, vlm_entry.role, vlm_entry.name) == ("landmarks", "vlm", str(tiny_dir))
+    assert vlm_entry.sha256 == files_sha256([tiny_dir / "model.safetensors"])

@@ -19,6 +19,8 @@ def _parse(case: dict) -> dict | None:
         return parsing.parse_classify(text, case["labels"])
     if task == "locate":
         return parsing.parse_locate(text)
+    if task == "narrate":
+        return parsing.parse_narrative(text)
     return parsing.parse_describe(text)
 
 
@@ -47,6 +49,7 @@ def test_reply_fixture(case):
     else:
         assert data is not None, "should parse"
         assert _contains(data, case["expect"]), data
+        assert not set(case.get("absent", [])) & set(data), data
 
 
 def test_there_are_many_fixtures_of_each_task():
@@ -105,3 +108,43 @@ def test_unparsed_replies_are_counted_and_logged(caplog):
     assert parsing.unparsed_counts()["classify"] == before + 1
     assert "unparsed classify reply" in caplog.text
     assert len(caplog.records[-1].getMessage()) < 420  # long replies are truncated in the log
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("At 99 s she waves.", ""),
+        ("No, nobody waves; at 0:05 she only scratches her head.", "No, nobody waves."),
+        (
+            "She waves twice. Then, from 3 to 5 seconds, she nods! Two people.",
+            "She waves twice. Two people.",
+        ),
+        ("Time 3.5s: a wave. In the 5th second a nod. t = 4 smile.", ""),
+        ("The man (00:12) smiles. He holds it for 2 minutes.", ""),
+        ("She waves 3 times; 2 people watch.", "She waves 3 times; 2 people watch."),
+    ],
+)
+def test_model_text_keeps_only_what_states_no_time(text, kept):
+    assert parsing.without_times(text) == kept
+    assert not parsing.mentions_time(kept)
+
+
+def test_presence_comes_from_explicit_words_never_from_times():
+    wave = ["wave", "waving", "waves"]
+    negated = parsing.parse_answer("No, nobody waves; at 0:05 she only scratches her head.")
+    assert not parsing.says_present(negated, wave)
+    timed = parsing.parse_answer("She waves from 0:31 to 0:40.")  # prose: no yes, no label
+    assert not parsing.says_present(timed, wave)
+    assert parsing.says_present(parsing.parse_answer("Yes, she waves at 99 s."), wave)
+    labelled = parsing.parse_answer(
+        '{"answer": "See the moments.", "moments": [{"start_s": 1, "end_s": 2, "label": "Waving"}]}'
+    )
+    assert parsing.says_present(labelled, wave)
+    assert not parsing.says_present(labelled, ["thumbs up"])
+    other = parsing.parse_answer(
+        '{"answer": "See.", "moments": [{"start_s": 1, "end_s": 2, "label": "not waving"}]}'
+    )
+    assert not parsing.says_present(other, wave)
+    assert parsing.says_present({"present": True, "answer": "No idea"}, wave)
+    assert not parsing.says_present({"present": False, "answer": "Yes"}, wave)
+    assert parsing.yes_or_no("Nope.") is False and parsing.yes_or_no("Maybe") is None

@@ -20,12 +20,13 @@ from agent.errors import ConfigError
 from agent.evaluation.annotations import Item
 from agent.evaluation.framefolders import folder_info, iter_folder_frames, sample_folder_frames
 from agent.evaluation.tasks import Task
-from agent.state import Detection, VideoInfo
-from agent.video import FrameBatch, is_image, probe, read_image, sample_frames, still_batch
+from agent.events import Event, label_key, merge_detections, shared_s, spans_overlap
+from agent.provenance import ModelProvenance, model_provenance
+from agent.state import VideoInfo
+from agent.video import FrameBatch, is_image, probe, sample_frames, still_batch
 
 log = logging.getLogger(__name__)
 
-NONE_LABEL = "none"
 DEFAULT_PROMPTS = {"mcq": "eval_mcq"}
 OPTION_LETTERS = "ABCDEFGHIJ"
 # A bare letter ("B", "(B)", "B."), a letter then punctuation ("(C) waving", "C. waving"), or
@@ -36,23 +37,59 @@ _LETTER_AFTER = re.compile(
 )
 
 
+# What became of an item: a prediction, a model answer that could not be read, nothing
+# detected to answer from (perception saw no person or behavior of the task's kind), or an
+# error. Only "predicted" can score as right; the others are counted apart and scored wrong.
+OUTCOMES = ("predicted", "unparsed", "no_detection", "failed")
+
+
 @dataclass
 class Prediction:
-    """One item's outcome: `value` None = unparsed; `raw` is the model's text as it came."""
+    """One item's result: `value` None = no answer (`outcome` says why); `raw` is the model's
+    text (or perception's detections) as it came."""
 
     value: Any
     raw: str
     score: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = "unparsed" if self.value is None else "predicted"
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r} is not one of {OUTCOMES}")
+
+
+def outcome_of(record: dict[str, Any]) -> str:
+    """What became of an item's record (one of OUTCOMES); records cached before outcomes
+    were written are read from their error and prediction."""
+    if record.get("error"):
+        return "failed"
+    if record.get("outcome"):
+        return record["outcome"]
+    return "unparsed" if record.get("prediction") is None else "predicted"
 
 
 class Predictor(Protocol):
-    """Turns one item of a task into a Prediction; holds its model for the worker's lifetime."""
+    """Turns one item of a task into a Prediction; holds its model for the worker's lifetime.
+
+    `provenance` names the backend and models it really runs (`agent.provenance`); a
+    predictor without one is described by its `backend` and `model_id` alone.
+    """
 
     backend: str
     model_id: str
 
     def predict(self, task: Task, item: Item) -> Prediction: ...
+
+
+def predictor_provenance(predictor: Any) -> ModelProvenance:
+    """The provenance record of a built predictor (see `Predictor`)."""
+    record = getattr(predictor, "provenance", None)
+    if isinstance(record, ModelProvenance):
+        return record
+    return ModelProvenance(backend=str(predictor.backend), model_id=str(predictor.model_id))
 
 
 def build_predictor(backend: str, ctx: Context) -> Predictor:
@@ -70,44 +107,48 @@ def build_predictor(backend: str, ctx: Context) -> Predictor:
 
 
 def label_from_detections(
-    detections: list[Detection],
+    events: list[Event],
     kind: str,
     labels: list[str],
     start_s: float | None = None,
     end_s: float | None = None,
-) -> tuple[str, float, dict[str, float]]:
+) -> tuple[str | None, float, dict[str, float]]:
     """The documented decision rule of the perception backend for a classification item.
 
-    Among detections of the task's kind whose label is a task label and that overlap the item's
-    span, each label collects confidence x overlap seconds (a still image's detections, which
-    have no duration, count their confidence once); the label with the largest total wins, and
-    its score is its share of all totals. With no such detection the answer is `neutral` for
-    emotion tasks that score it (a face showing none of the classes) and `none` otherwise.
+    Among the events (merged detections, `agent.events`) of the task's kind whose label is a
+    task label and that overlap the item's span, each label collects confidence x overlap
+    seconds (a still image's events, which have no duration, count their confidence once); the
+    label with the largest total wins, and its score is its share of all totals. With no such
+    event the label is None: "no detection" is its own outcome, never a guessed `neutral`.
     """
     totals: dict[str, float] = {}
-    for detection in detections:
-        if detection.kind != kind or detection.label not in labels:
+    for event in events:
+        if event.kind != kind or event.label not in labels:
             continue
-        weight = _overlap_s(detection, start_s, end_s)
-        if weight is None:
-            continue
-        totals[detection.label] = totals.get(detection.label, 0.0) + detection.confidence * weight
-    totals = {label: total for label, total in totals.items() if total > 0}
+        weight = _weight_in_span(event, start_s, end_s)
+        if weight > 0:
+            totals[event.label] = totals.get(event.label, 0.0) + event.confidence * weight
     if not totals:
-        fallback = "neutral" if kind == "emotion" and "neutral" in labels else NONE_LABEL
-        return fallback, 0.0, {}
+        return None, 0.0, {}
     best = max(sorted(totals), key=lambda label: totals[label])
     return best, totals[best] / sum(totals.values()), totals
 
 
-def _overlap_s(detection: Detection, start_s: float | None, end_s: float | None) -> float | None:
-    """Seconds of the detection inside the span (1.0 for instants), None when outside."""
-    if detection.end_s <= detection.start_s:
-        inside = start_s is None or start_s <= detection.start_s <= (end_s or np.inf)
-        return 1.0 if inside else None
-    lo = detection.start_s if start_s is None else max(detection.start_s, start_s)
-    hi = detection.end_s if end_s is None else min(detection.end_s, end_s)
-    return hi - lo if hi > lo else None
+def _in_span(event: Event, start_s: float | None, end_s: float | None) -> bool:
+    lo = -np.inf if start_s is None else start_s
+    hi = np.inf if end_s is None else end_s
+    return spans_overlap(event.start_s, event.end_s, lo, hi)
+
+
+def _weight_in_span(event: Event, start_s: float | None, end_s: float | None) -> float:
+    """Seconds of the event inside the span (1.0 for an instant inside it), else 0."""
+    if not _in_span(event, start_s, end_s):
+        return 0.0
+    if event.end_s <= event.start_s:
+        return 1.0
+    lo = -np.inf if start_s is None else start_s
+    hi = np.inf if end_s is None else end_s
+    return shared_s(event.start_s, event.end_s, lo, hi)
 
 
 # --- perception backend ---------------------------------------------------------------------
@@ -125,9 +166,10 @@ class PerceptionPredictor:
         self.ctx = ctx
         self.kb = kb or load_knowledge_base()
         self.perceiver = perceiver or Perceiver(ctx)
-        self.model_id = "mediapipe-holistic"
+        self.provenance = model_provenance()
+        self.model_id = self.provenance.model_id
         # Items often share a video (several labelled segments); perceive each span once.
-        self._cache: OrderedDict[str, list[Detection]] = OrderedDict()
+        self._cache: OrderedDict[str, list[Event]] = OrderedDict()
 
     def close(self) -> None:
         """Releases mediapipe's graphs (the runner calls it when the run ends)."""
@@ -144,23 +186,23 @@ class PerceptionPredictor:
         )
 
     def _classify(self, task: Task, item: Item) -> Prediction:
-        detections = self.detections(item.path, folder_fps(task))
-        labels = task.scored_labels
+        events = self.events(item.path, folder_fps(task))
         label, score, totals = label_from_detections(
-            detections, task.spec.kind or "", labels, item.start_s, item.end_s
+            events, task.spec.kind or "", task.scored_labels, item.start_s, item.end_s
         )
-        # The "model text" of perception: every detection in the item's span, of any kind.
+        # The "model text" of perception: every event in the item's span, of any kind.
         raw = json.dumps(
             [
-                d.model_dump(include={"kind", "label", "start_s", "end_s", "confidence"})
-                for d in detections
-                if _overlap_s(d, item.start_s, item.end_s) is not None
+                e.model_dump(include={"kind", "label", "start_s", "end_s", "confidence"})
+                for e in events
+                if _in_span(e, item.start_s, item.end_s)
             ]
         )
-        return Prediction(label, raw, score, {"totals": totals, "detections": len(detections)})
+        outcome = "predicted" if label is not None else "no_detection"
+        return Prediction(label, raw, score, {"totals": totals, "events": len(events)}, outcome)
 
-    def detections(self, path: str, fps: float = 25.0) -> list[Detection]:
-        """Detections of a still, or of a whole video or frame folder at ctx.sample_fps.
+    def events(self, path: str, fps: float = 25.0) -> list[Event]:
+        """The events of a still, or of a whole video or frame folder at ctx.sample_fps.
 
         The whole video, as indexing does, not just the item's span: the perception rules
         calibrate a per-person neutral baseline over the track, and items that share a video
@@ -172,25 +214,20 @@ class PerceptionPredictor:
                 self._cache.popitem(last=False)
         return self._cache[path]
 
-    def _perceive(self, path: str, fps: float) -> list[Detection]:
-        from agent.perception import PerceptionSession
-        from agent.video import iter_frames
+    def _perceive(self, path: str, fps: float) -> list[Event]:
+        from agent.perception.runner import perceive_path, run_perception
 
-        if is_image(path):
-            session = PerceptionSession(self.perceiver, self.kb, self.ctx, still=True)
-            session.add_frame(read_image(path), 0.0)
-            return session.finish()
-        session = PerceptionSession(self.perceiver, self.kb, self.ctx)
         if Path(path).is_dir():
-            for batch in iter_folder_frames(
-                path, fps, sample_fps=self.ctx.sample_fps, ctx=self.ctx
-            ):
-                session.add(batch)
+            frames = iter_folder_frames(path, fps, sample_fps=self.ctx.sample_fps, ctx=self.ctx)
+            duration_s = folder_info(path, fps).duration_s
+            detections = run_perception(
+                frames, self.perceiver, self.kb, self.ctx, duration_s=duration_s
+            )
         else:
-            probe(path, self.ctx)  # unreadable or over-cap videos fail here, with the reason
-            for batch in iter_frames(path, fps=self.ctx.sample_fps, ctx=self.ctx):
-                session.add(batch)
-        return session.finish()
+            info = probe(path, self.ctx)  # unreadable or over-cap videos fail here
+            duration_s = info.duration_s
+            detections = perceive_path(path, self.ctx, self.kb, self.perceiver, info=info)
+        return merge_detections(detections, duration_s, self.ctx)
 
 
 def folder_fps(task: Task) -> float:
@@ -209,8 +246,8 @@ def _ground_with_index(
 
     The video is indexed once (and reused from the library after). When the query names a
     knowledge-base class (`kb.match` score >= MIN_CLASS_MATCH) that was detected in the video,
-    the answer is the longest confidence-weighted episode of it (detections of that label less
-    than `ctx.report_merge_gap_s` apart merged); otherwise the top-1 clip of a text search.
+    the answer is that class's strongest event (confidence x seconds; events are merged as
+    everywhere, `agent.events`); otherwise the top-1 clip of a text search.
     """
     from agent.index import ClipIndex
     from agent.indexing import index_video
@@ -218,41 +255,30 @@ def _ground_with_index(
     record = index_video(item.path, ctx, vlm=vlm, perceiver=perceiver)
     index = ClipIndex(ctx)
     query = item.query or ""
-    detections = index.detections(record.sha256)
+    events = merge_detections(index.detections(record.sha256), record.duration_s, ctx)
     for match in kb.match(query, k=3):
         if match.score < MIN_CLASS_MATCH:
             break
-        episodes = merge_episodes([d for d in detections if d.label == match.id], ctx)
-        if episodes:
-            start_s, end_s, weight = max(episodes, key=lambda e: e[2])
+        found = [e for e in events if label_key(e.label) == label_key(match.id)]
+        if found:
+            best = max(found, key=lambda e: e.strength)
+            episodes = [[e.start_s, e.end_s, e.strength] for e in found]
             raw = json.dumps({"class": match.id, "match": match.score, "episodes": episodes})
-            return Prediction([start_s, end_s], raw, match.score, {"via": "detections"})
+            return Prediction([best.start_s, best.end_s], raw, match.score, {"via": "detections"})
     hits = index.search(query, 1, video=item.path)
     if not hits:
-        return Prediction(None, "", None, {"why": "no clip found"})
+        return Prediction(None, "", None, {"why": "no clip found"}, outcome="no_detection")
     hit = hits[0]
     raw = json.dumps({"clip_id": hit.clip_id, "caption": hit.caption})
     return Prediction([hit.start_s, hit.end_s], raw, float(hit.score), {"via": "search"})
-
-
-def merge_episodes(detections: list[Detection], ctx: Context) -> list[list[float]]:
-    """[start_s, end_s, confidence x seconds] of runs of detections closer than the merge gap."""
-    episodes: list[list[float]] = []
-    for d in sorted(detections, key=lambda d: d.start_s):
-        weight = d.confidence * max(d.end_s - d.start_s, 1e-3)
-        if episodes and d.start_s - episodes[-1][1] <= ctx.report_merge_gap_s:
-            episodes[-1][1] = max(episodes[-1][1], d.end_s)
-            episodes[-1][2] += weight
-        else:
-            episodes.append([d.start_s, d.end_s, weight])
-    return [[round(a, 3), round(b, 3), round(w, 4)] for a, b, w in episodes]
 
 
 # --- VLM backend ----------------------------------------------------------------------------
 
 
 class VLMPredictor:
-    """VideoLLaMA3 through agent.vlm: classify, locate and answer, with strict parsing."""
+    """A VLM (VideoLLaMA3 by default) through agent.vlm: classify, locate and answer, with
+    strict parsing."""
 
     backend = "videollama3"
 
@@ -262,7 +288,9 @@ class VLMPredictor:
         self.ctx = ctx
         self.vlm = vlm
         self.kb = kb or load_knowledge_base()
-        self.model_id = str(getattr(vlm, "name", ctx.model_id))
+        self.provenance = model_provenance(vlm)
+        self.backend = self.provenance.backend
+        self.model_id = self.provenance.model_id
 
     def predict(self, task: Task, item: Item) -> Prediction:
         frames, info = self._frames(task, item)

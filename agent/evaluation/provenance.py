@@ -1,14 +1,13 @@
-"""What produced a result: settings, model ids, software versions and the git commit."""
+"""What produced a result: settings, the models that really ran, software and the git commit."""
 
 import platform
 import subprocess
-import sys
 import time
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 from agent.context import Context
+from agent.provenance import ModelProvenance, software_versions
 
 PACKAGES = (
     "behavior-agent",
@@ -28,8 +27,18 @@ PACKAGES = (
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def provenance(task, backend: str, ctx: Context, *, workers: int, limit: int | None) -> dict:
-    """run.json contents (without timings, which the runner adds)."""
+def provenance(
+    task,
+    models: ModelProvenance,
+    ctx: Context,
+    *,
+    workers: int,
+    limit: int | None,
+) -> dict:
+    """run.json contents (without timings, which the runner adds).
+
+    `models` is the record of the predictor that ran the items (`predictor_provenance`).
+    """
     commit, dirty = git_state()
     return {
         "task": task.name,
@@ -38,8 +47,10 @@ def provenance(task, backend: str, ctx: Context, *, workers: int, limit: int | N
         "media_root": str(task.media_root),
         "task_spec": task.spec.model_dump(mode="json"),
         "labels": task.scored_labels,
-        "backend": backend,
-        "model_id": model_id(backend, ctx),
+        "backend": models.backend,
+        "model_id": models.model_id,
+        "quantization": models.quantization,
+        "models": [m.model_dump() for m in models.models],
         "settings": ctx.as_dict(),
         "workers": workers,
         "limit": limit,
@@ -51,25 +62,9 @@ def provenance(task, backend: str, ctx: Context, *, workers: int, limit: int | N
     }
 
 
-def model_id(backend: str, ctx: Context) -> str:
-    """The model a backend runs: mediapipe's bundled holistic models, or the VLM checkpoint."""
-    if backend == "perception":
-        return f"mediapipe-holistic=={_version('mediapipe')}"
-    return f"{ctx.model_id} (quantization={ctx.quantization})"
-
-
 @cache
 def versions() -> dict[str, str]:
-    found = {"python": sys.version.split()[0], "platform": platform.platform()}
-    found.update({name: _version(name) for name in PACKAGES})
-    return found
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    return software_versions(PACKAGES)
 
 
 @cache

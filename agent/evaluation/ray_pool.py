@@ -28,6 +28,12 @@ class EvalWorker:
 
         return [predict_item(self.predictor, self.task, item) for item in items]
 
+    def provenance(self):
+        """The models this actor's predictor runs (`agent.provenance.ModelProvenance`)."""
+        from agent.evaluation.predictors import predictor_provenance
+
+        return predictor_provenance(self.predictor)
+
 
 def predict_with_ray(
     items: list[Item],
@@ -37,8 +43,12 @@ def predict_with_ray(
     workers: int,
     factory,
     gpus_per_worker: float | None = None,
+    models: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Records of `items` in completion order, from `workers` Ray actors."""
+    """Records of `items` in completion order, from `workers` Ray actors; the actors'
+    provenance goes into `models["record"]`."""
+    if not items:
+        return
     ray = _import_ray()
     from ray.util import ActorPool
 
@@ -51,6 +61,8 @@ def predict_with_ray(
     chunks = [items[i : i + CHUNK_ITEMS] for i in range(0, len(items), CHUNK_ITEMS)]
     pool = ActorPool(actors)
     try:
+        if models is not None:
+            models["record"] = ray.get(actors[0].provenance.remote())
         for records in pool.map_unordered(lambda a, chunk: a.predict.remote(chunk), chunks):
             yield from records
     finally:

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only; no display on servers and in workers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agent.evaluation.predictors import outcome_of  # noqa: E402
+
 MAX_LISTED = 20
 
 
@@ -72,10 +74,15 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
     if failed:
         lines += ["", f"## Failed items ({len(failed)}, scored as wrong)", ""]
         lines += [f"- `{r['source']}`: {r['error']}" for r in failed[:MAX_LISTED]]
-    unparsed = [r for r in records if not r.get("error") and r["prediction"] is None]
+    unparsed = [r for r in records if outcome_of(r) == "unparsed"]
     if unparsed:
         lines += ["", f"## Unparsed answers ({len(unparsed)}, scored as wrong)", ""]
         lines += [f"- `{r['source']}`: {r['raw'][:160]!r}" for r in unparsed[:MAX_LISTED]]
+    unseen = [r for r in records if outcome_of(r) == "no_detection"]
+    if unseen:
+        lines += ["", f"## No detection ({len(unseen)}, scored as wrong)", ""]
+        lines += ["Perception detected nothing of the task's kind to answer from.", ""]
+        lines += [f"- `{r['source']}`: {r['media']}" for r in unseen[:MAX_LISTED]]
     lines += [
         "",
         "## Run",
@@ -83,6 +90,11 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
         f"- task file: `{run['task_file']}`",
         f"- annotations: `{run['annotations']}` (media under `{run['media_root']}`)",
         f"- backend: {run['backend']}, model: {run['model_id']}",
+        *[
+            f"  - {m['role']}: {m['name']} ({m['source_package']} {m['version']}, "
+            f"license {m['license']}, sha256 {m['sha256'][:16] or 'not recorded'})"
+            for m in run.get("models", [])
+        ],
         f"- items run now: {run.get('items_run')}, reused from cache: {run.get('items_cached')}",
         f"- git commit: {run['git_commit']}" + (" (plus local changes)" * bool(run["git_dirty"])),
         "- versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),

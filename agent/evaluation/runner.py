@@ -22,10 +22,16 @@ from agent.context import Context
 from agent.errors import ConfigError
 from agent.evaluation import metrics as m
 from agent.evaluation.annotations import Item
-from agent.evaluation.predictors import Predictor, build_predictor
+from agent.evaluation.predictors import (
+    Predictor,
+    build_predictor,
+    outcome_of,
+    predictor_provenance,
+)
 from agent.evaluation.provenance import provenance
 from agent.evaluation.reporting import write_outputs
 from agent.evaluation.tasks import Task
+from agent.provenance import ModelProvenance
 from agent.timefmt import format_clock
 
 log = logging.getLogger(__name__)
@@ -47,11 +53,16 @@ class RunResult:
 
 
 class ResultCache:
-    """Append-only JSONL of finished items, keyed by item; one file per settings fingerprint."""
+    """Append-only JSONL of finished items, keyed by item; one file per settings fingerprint.
+
+    Beside it, `<fingerprint>.models.json` records the models that made those predictions, so
+    a run served from the cache still names them.
+    """
 
     def __init__(self, folder: Path, fingerprint: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{fingerprint}.jsonl"
+        self.models_path = folder / f"{fingerprint}.models.json"
         self.records: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             with open(self.path, encoding="utf-8") as handle:
@@ -69,6 +80,17 @@ class ResultCache:
         self.records[record["key"]] = record
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def models(self, ran: ModelProvenance | None, backend: str) -> ModelProvenance:
+        """The models of this run (saved for later runs), else those saved by an earlier one."""
+        if ran is not None:
+            self.models_path.write_text(ran.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            return ran
+        if self.models_path.is_file():
+            return ModelProvenance.model_validate_json(self.models_path.read_text("utf-8"))
+        return ModelProvenance(
+            backend=backend, model_id="unknown (no model ran; the cache does not name one)"
+        )
 
 
 def resolve_backend(task: Task, ctx: Context, backend: str | None) -> tuple[str, Context]:
@@ -108,12 +130,17 @@ def run_task(
     )
     failures: dict[str, dict[str, Any]] = {}
     ticker = _Ticker(task.name, len(todo), progress)
+    ran_models: dict[str, ModelProvenance] = {}
     if use_ray:
         from agent.evaluation.ray_pool import predict_with_ray
 
-        records_in = predict_with_ray(todo, task, backend_name, ctx, workers, predictor_factory)
+        records_in = predict_with_ray(
+            todo, task, backend_name, ctx, workers, predictor_factory, models=ran_models
+        )
     else:
-        records_in = _predict_all(todo, task, backend_name, ctx, workers, predictor_factory)
+        records_in = _predict_all(
+            todo, task, backend_name, ctx, workers, predictor_factory, ran_models
+        )
     for record in records_in:
         if record.get("error"):
             failures[record["key"]] = record
@@ -123,7 +150,8 @@ def run_task(
         ticker.tick(failed=len(failures))
     records = [failures.get(item.key()) or cache.records[item.key()] for item in items]
     scores = score(task, records)
-    run_info = provenance(task, backend_name, ctx, workers=workers, limit=limit)
+    models = cache.models(ran_models.get("record"), backend_name)
+    run_info = provenance(task, models, ctx, workers=workers, limit=limit)
     run_info.update(
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         elapsed_s=round(time.time() - started, 2),
@@ -132,7 +160,7 @@ def run_task(
         cache_file=str(cache.path),
     )
     scores.update(
-        backend=backend_name, model_id=run_info["model_id"], git_commit=run_info["git_commit"]
+        backend=models.backend, model_id=models.model_id, git_commit=run_info["git_commit"]
     )
     write_outputs(out_dir, task, scores, records, run_info)
     progress(f"[eval {task.name}] done: {json.dumps(_headline(scores))} -> {out_dir}")
@@ -142,19 +170,20 @@ def run_task(
 
 
 def score(task: Task, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """metrics.json contents: task, n, unparsed (count and rate), failed, and the metrics."""
+    """metrics.json contents: task, n, unparsed and no-detection items (counts and rates),
+    failed, and the metrics (every item without a prediction scores as wrong)."""
     gold = [r["gold"] for r in records]
-    predictions = [None if r.get("error") else r["prediction"] for r in records]
-    failed = sum(bool(r.get("error")) for r in records)
-    unparsed = sum(r["prediction"] is None for r in records if not r.get("error"))
-    result: dict[str, Any] = {
-        "task": task.name,
-        "type": task.type,
-        "n": len(records),
-        "unparsed": unparsed,
-        "unparsed_rate": unparsed / len(records) if records else 0.0,
-        "failed": failed,
-    }
+    outcomes = [outcome_of(r) for r in records]
+    predictions = [
+        r["prediction"] if outcome == "predicted" else None
+        for r, outcome in zip(records, outcomes, strict=True)
+    ]
+    n = len(records)
+    result: dict[str, Any] = {"task": task.name, "type": task.type, "n": n}
+    for outcome in ("unparsed", "no_detection"):
+        count = outcomes.count(outcome)
+        result.update({outcome: count, f"{outcome}_rate": count / n if n else 0.0})
+    result["failed"] = outcomes.count("failed")
     if task.type == "classification":
         labels = task.scored_labels
         scores = m.classification_metrics(gold, predictions, labels)
@@ -191,12 +220,14 @@ def fingerprint(task: Task, backend: str, ctx: Context) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _predict_all(items, task, backend, ctx, workers, factory):
-    """Yields one record per item, in completion order, from this process or a pool."""
+def _predict_all(items, task, backend, ctx, workers, factory, models):
+    """Yields one record per item, in completion order, from this process or a pool; puts
+    the predictor's provenance in `models["record"]` once a predictor is built."""
     if not items:
         return
     if workers <= 1:
         predictor = factory(backend, ctx)
+        models["record"] = predictor_provenance(predictor)
         try:
             for item in items:
                 yield predict_item(predictor, task, item)
@@ -204,10 +235,10 @@ def _predict_all(items, task, backend, ctx, workers, factory):
             if hasattr(predictor, "close"):
                 predictor.close()
         return
-    yield from _predict_in_pool(items, task, backend, ctx, workers, factory)
+    yield from _predict_in_pool(items, task, backend, ctx, workers, factory, models)
 
 
-def _predict_in_pool(items, task, backend, ctx, workers, factory):
+def _predict_in_pool(items, task, backend, ctx, workers, factory, models):
     # spawn, not fork: torch and mediapipe hold threads that a forked child would inherit dead.
     pool = ProcessPoolExecutor(
         max_workers=workers,
@@ -218,6 +249,8 @@ def _predict_in_pool(items, task, backend, ctx, workers, factory):
     pending = set()
     queue = iter(items)
     try:
+        # Every worker builds the same predictor; one of them says what it runs.
+        models["record"] = pool.submit(_worker_provenance).result()
         # Keep at most 2 items per worker in flight, so an interrupt loses little work.
         for item in queue:
             pending.add(pool.submit(_predict_in_worker, item))
@@ -238,6 +271,10 @@ def _init_worker(factory: PredictorFactory, backend: str, ctx: Context, task: Ta
     """Runs once in each worker process: builds its own model."""
     _WORKER["predictor"] = factory(backend, ctx)
     _WORKER["task"] = task
+
+
+def _worker_provenance() -> ModelProvenance:
+    return predictor_provenance(_WORKER["predictor"])
 
 
 def _predict_in_worker(item: Item) -> dict[str, Any]:
@@ -265,10 +302,11 @@ def predict_item(predictor: Predictor, task: Task, item: Item) -> dict[str, Any]
         raise  # a setting that cannot work for any item: stop, with the fix in the message
     except Exception as error:  # noqa: BLE001 - one bad item must not stop a benchmark
         log.debug("item %s failed", item.source, exc_info=True)
-        record.update(prediction=None, raw="", score=None, error=_describe(error))
+        record.update(prediction=None, outcome="failed", raw="", score=None, error=_describe(error))
     else:
         record.update(
             prediction=prediction.value,
+            outcome=prediction.outcome,
             raw=prediction.raw,
             score=prediction.score,
             details=prediction.details,

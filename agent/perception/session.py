@@ -7,10 +7,7 @@ grows by a few kilobytes per sampled frame whatever the video's length.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,7 +26,7 @@ from agent.perception.people import PeopleTracker
 from agent.perception.rules import Scored, Track, defaults, merged_params, people_motion
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection
-from agent.video import FrameBatch, iter_frames, probe, read_image
+from agent.video import FrameBatch
 
 log = logging.getLogger(__name__)
 
@@ -221,62 +218,3 @@ def _default_kb():
     from agent.knowledge import load_knowledge_base
 
     return load_knowledge_base()
-
-
-# --- one-call helpers -----------------------------------------------------------------------
-
-
-def perceive_video(
-    path: str | os.PathLike,
-    ctx: Context | None = None,
-    kb=None,
-    progress: Callable[[dict], None] | None = None,
-    perceiver: Perceiver | None = None,
-) -> list[Detection]:
-    """Detections in a video, sampled at `ctx.sample_fps` (decoded once, batch by batch)."""
-    ctx = ctx or Context.from_env()
-    info = probe(path, ctx)
-    owned = perceiver is None
-    perceiver = perceiver or Perceiver(ctx)
-    session = PerceptionSession(perceiver, kb, ctx)
-    started = time.perf_counter()
-    total = max(1, int(info.duration_s * ctx.sample_fps))
-    try:
-        for batch in iter_frames(path, fps=ctx.sample_fps, ctx=ctx):
-            session.add(batch)
-            if progress is not None:
-                progress(
-                    {
-                        "stage": "perceive",
-                        "done": len(session.frames),
-                        "total": total,
-                        "elapsed_s": round(time.perf_counter() - started, 2),
-                        "message": f"perceived {len(session.frames)} frames",
-                    }
-                )
-        detections = session.finish()
-    finally:
-        if owned:
-            perceiver.close()
-    duration_s = round(info.duration_s, 3)
-    return [d.model_copy(update={"end_s": min(d.end_s, duration_s)}) for d in detections]
-
-
-def perceive_image(
-    path: str | os.PathLike | np.ndarray,
-    ctx: Context | None = None,
-    kb=None,
-    perceiver: Perceiver | None = None,
-) -> list[Detection]:
-    """Detections in a still image (start_s = end_s = 0); read with Pillow."""
-    ctx = ctx or Context.from_env()
-    image = path if isinstance(path, np.ndarray) else read_image(Path(path))
-    owned = perceiver is None
-    perceiver = perceiver or Perceiver(ctx)
-    try:
-        session = PerceptionSession(perceiver, kb, ctx, still=True)
-        session.add_frame(image, 0.0)
-        return session.finish()
-    finally:
-        if owned:
-            perceiver.close()

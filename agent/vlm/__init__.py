@@ -55,6 +55,13 @@ class VLM(Protocol):
         """Answer a question about the frames; `on_token` receives the text as it is generated."""
         ...
 
+    def narrate(
+        self, evidence: str, frames: "FrameBatch", info: VideoInfo, kb_snippet: str
+    ) -> VLMReply:
+        """A few plain sentences about a report segment, given the detected evidence (data:
+        {"narrative": the text without any time the model wrote}, None if nothing is left)."""
+        ...
+
     def classify(
         self, frames: "FrameBatch", info: VideoInfo, labels: list[str], kb_snippet: str
     ) -> VLMReply:

@@ -51,6 +51,18 @@ def resolve_source(model_id: str) -> ModelSource:
     return ModelSource(model_id, local=False)
 
 
+def checkpoint_folder(model_id: str) -> Path | None:
+    """The folder a checkpoint's files are in: the local folder, or the hub cache snapshot
+    (None when a hub id is not in the local cache)."""
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model_id, "config.json")
+    return Path(cached).parent if isinstance(cached, str) else None
+
+
 def _check_local_folder(path: Path) -> None:
     config_file = path / "config.json"
     if not config_file.is_file():

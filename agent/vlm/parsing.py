@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from agent.events import label_key
 from agent.timefmt import parse_clock
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,49 @@ def find_time_spans(text: str) -> list[tuple[float, float]]:
             spans.append((match.start(), value, value))
             taken.append(match.span())
     return [(a, b) for _, a, b in sorted(spans)]
+
+
+# Any way of writing a time or duration: a clock, a number with a time unit, "second 5",
+# "t = 3". Broader than `find_time_spans` on purpose: it decides what model text is dropped.
+_ANY_TIME = re.compile(
+    r"\d+:\d{2}"
+    r"|\b\d+(?:\.\d+)?\s*(?:ms|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b"
+    r"|\b(?:second|minute|frame|time|timestamp)s?\s*\d"
+    r"|\bt\s*=\s*\d"
+    r"|\d+(?:st|nd|rd|th)\s+(?:second|minute)",
+    re.I,
+)
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?])\s+|;\s*")
+
+
+def mentions_time(text: str) -> bool:
+    """Whether the text writes a time or a duration in any form."""
+    return bool(_ANY_TIME.search(text.translate(_SMART_QUOTES)))
+
+
+def without_times(text: str) -> str:
+    """Model-written text with every sentence or clause that states a time left out.
+
+    The system cites only the times it computes; a time a model writes may be invented ("at
+    99 s" in a 30 s video), so it is never passed on. "No, nobody waves; at 0:05 she only
+    scratches her head." becomes "No, nobody waves."
+    """
+    text = " ".join(str(text).split())
+    if not mentions_time(text):
+        return text
+    return " ".join(_sentence(c) for c in _clauses(text) if not mentions_time(c))
+
+
+def _sentence(clause: str) -> str:
+    """A kept clause as a sentence of its own: capital first letter, closing punctuation."""
+    clause = clause[0].upper() + clause[1:]
+    return clause if clause[-1] in ".!?" else clause + "."
+
+
+def _clauses(text: str) -> list[str]:
+    """Sentences, and the parts of a sentence between semicolons."""
+    parts = _CLAUSE_BREAK.split(" ".join(str(text).split()))
+    return [part.strip() for part in parts if part.strip()]
 
 
 def _span_values(a: str, b: str, unit_tail: re.Match | None) -> tuple[float | None, float | None]:
@@ -246,7 +290,8 @@ def _trailing_commas(text: str) -> str:
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(text).strip().lower())
+    """A label as words ("thumbs_up" -> "thumbs up") for finding it in prose."""
+    return label_key(str(text)).replace("_", " ")
 
 
 def match_label(text: str, labels: list[str]) -> str | None:
@@ -290,7 +335,8 @@ def parse_answer(text: str) -> dict | None:
     """`{"answer": str, "moments": [{start_s, end_s, ...}]}`, or a prose answer.
 
     A reply with JSON must carry a non-empty `answer`; a reply without any JSON is taken as a
-    prose answer whose moments are only the times it writes out (`parsed_from: text`).
+    prose answer (`parsed_from: text`) with no moments: times in prose are never read as
+    moments, nor as a sign that the behavior is there.
     """
     data = extract_json(text)
     if data is None:
@@ -303,16 +349,65 @@ def parse_answer(text: str) -> dict | None:
 
 
 def parse_answer_prose(text: str) -> dict | None:
-    """The fallback for a prose answer: the text itself plus the times it states explicitly."""
+    """The fallback for a prose answer: the text itself, without moments."""
     stripped = text.strip()
     if not stripped or "{" in stripped:
         return None  # empty, or JSON too broken to read: not a prose answer either
-    spans = find_time_spans(stripped)
-    return {
-        "answer": stripped,
-        "moments": [{"start_s": a, "end_s": b} for a, b in spans],
-        "parsed_from": "text",
-    }
+    return {"answer": stripped, "parsed_from": "text"}
+
+
+_YES = {"yes", "yeah", "yep", "true", "correct"}
+_NO = {"no", "nope", "false", "nobody", "none", "never", "nothing", "not"}
+_NEGATED = re.compile(r"\b(?:no|not|never|without|nobody|none)\b", re.I)
+
+
+def yes_or_no(text: object) -> bool | None:
+    """True / False for an answer that opens with an explicit yes or no; None otherwise."""
+    first = re.match(r"\W*([a-z]+)", str(text or "").lower())
+    if first is None:
+        return None
+    word = first.group(1)
+    return True if word in _YES else False if word in _NO else None
+
+
+def says_present(data: object, names: list[str]) -> bool:
+    """Whether a parsed answer says the behavior called `names` is there.
+
+    Decided by the model's explicit words only: its `present` flag, else an answer opening
+    with yes or no, else a moment it labels with one of `names` (not a negated label). A time
+    found in prose is never evidence of presence.
+    """
+    if not isinstance(data, dict):
+        return False
+    if isinstance(data.get("present"), bool):
+        return data["present"]
+    verdict = yes_or_no(data.get("answer"))
+    if verdict is not None:
+        return verdict
+    wanted = [_norm(name) for name in names if name]
+    for moment in data.get("moments") or []:
+        label = moment.get("label") if isinstance(moment, dict) else None
+        if not isinstance(label, str) or _NEGATED.search(label):
+            continue
+        text = _norm(label)
+        if any(re.search(rf"(?<![a-z]){re.escape(w)}(?![a-z])", text) for w in wanted):
+            return True
+    return False
+
+
+def parse_narrative(text: str) -> dict | None:
+    """`{"narrative": prose}` from a narrative reply, every clause that states a time left out.
+
+    None (unparsed, counted) when nothing is left: no text, JSON instead of prose, or only
+    sentences with times. `dropped` counts the clauses left out.
+    """
+    stripped = " ".join(text.split())
+    if not stripped or extract_json(stripped) is not None:
+        return None
+    kept = without_times(stripped)
+    if not kept:
+        return None
+    return {"narrative": kept, "dropped": sum(mentions_time(c) for c in _clauses(stripped))}
 
 
 def parse_classify(text: str, labels: list[str]) -> dict | None:

@@ -13,12 +13,13 @@ import torch
 
 from agent.context import Context
 from agent.errors import ModelError
+from agent.provenance import ModelEntry, checkpoint_entry
 from agent.state import VideoInfo
 from agent.timefmt import format_clock
 from agent.video import FrameBatch
 from agent.vlm import VLMReply, parsing
 from agent.vlm.device import DevicePlan, pick_device
-from agent.vlm.loading import load_model_and_processor, resolve_source
+from agent.vlm.loading import checkpoint_folder, load_model_and_processor, resolve_source
 from agent.vlm.prompting import render_prompt
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,17 @@ class PreparedCall:
 class VideoLlama3:
     """The `VLM` implementation on `VideoLlama3ForConditionalGeneration` + `AutoProcessor`."""
 
+    backend = "videollama3"
+
     def __init__(self, model, processor, plan: DevicePlan, ctx: Context, source: str = "") -> None:
         self.model = model
         self.processor = processor
         self.plan = plan
         self.ctx = ctx
-        self.name = f"videollama3:{source or ctx.model_id}"
+        # The checkpoint really loaded (a resolved local folder or a hub id), not the setting.
+        self.model_id = source or ctx.model_id
+        self.name = f"{self.backend}:{self.model_id}"
+        self._entry: ModelEntry | None = None
         self.stats: Counter[str] = Counter()
         # One generation at a time: concurrent calls would multiply activation memory.
         self._lock = threading.Lock()
@@ -59,6 +65,12 @@ class VideoLlama3:
         source = resolve_source(ctx.model_id)
         model, processor = load_model_and_processor(source, plan)
         return cls(model, processor, plan, ctx, source.ref)
+
+    def model_entry(self) -> ModelEntry:
+        """This checkpoint's provenance entry (its weights hashed once, on first use)."""
+        if self._entry is None:
+            self._entry = checkpoint_entry(self.model_id, checkpoint_folder(self.model_id))
+        return self._entry
 
     # --- the VLM protocol -----------------------------------------------------------------
 
@@ -78,6 +90,14 @@ class VideoLlama3:
             "answer_question", frames, info, question=question.strip(), kb_snippet=kb_snippet
         )
         return self._ask("answer", prompt, frames, info, parsing.parse_answer, on_token)
+
+    def narrate(
+        self, evidence: str, frames: FrameBatch, info: VideoInfo, kb_snippet: str
+    ) -> VLMReply:
+        prompt = self._prompt(
+            "report_narrative", frames, info, evidence=evidence.strip(), kb_snippet=kb_snippet
+        )
+        return self._ask("narrate", prompt, frames, info, parsing.parse_narrative)
 
     def classify(
         self, frames: FrameBatch, info: VideoInfo, labels: list[str], kb_snippet: str
