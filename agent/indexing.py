@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent.context import Context
+from agent.embed import ensure_loaded, load_text_embedder, load_visual_embedder
 from agent.index import (
     ClipIndex,
     VideoPayload,
@@ -88,6 +89,53 @@ class _Reporter:
         return time.perf_counter() - self.started
 
 
+class LazyPerceiver:
+    """Stands in for `agent.perception.Perceiver`: imports and makes it on the first frame.
+
+    One shared across videos (the CLI, the agent service) means a video that is already
+    indexed costs no perception import and no mediapipe graph.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._perceiver = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._perceiver is not None
+
+    def get(self):
+        """The real Perceiver (made on the first call)."""
+        if self._perceiver is None:
+            from agent.perception import Perceiver
+
+            self._perceiver = Perceiver(self.ctx)
+        return self._perceiver
+
+    def process(self, *args, **kwargs):
+        return self.get().process(*args, **kwargs)
+
+    def reset(self) -> None:
+        if self._perceiver is not None:
+            self._perceiver.reset()
+
+    def close(self) -> None:
+        if self._perceiver is not None:
+            self._perceiver.close()
+
+    def __enter__(self) -> "LazyPerceiver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        # Whatever else a Perceiver offers, made real on first use; private names stay private.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
 def index_video(
     path: str | Path,
     ctx: Context | None = None,
@@ -150,13 +198,9 @@ def _index(
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     kb = kb if kb is not None else _default_kb()
     use_vlm = vlm is not None and ctx.backend == "videollama3"
-    if embedder is None:
-        from agent.embed import load_text_embedder
-
-        embedder = load_text_embedder(ctx)
-    if visual_embedder is None and ctx.visual_embed_model:
-        from agent.embed import load_visual_embedder
-
+    # Lazy handles: their identity goes into the settings, their models load only if needed.
+    embedder = embedder if embedder is not None else load_text_embedder(ctx)
+    if visual_embedder is None:
         visual_embedder = load_visual_embedder(ctx)
     settings = index_settings(ctx, embedder, visual_embedder, vlm if use_vlm else None, kb)
     existing = library.video(info.sha256)
@@ -172,6 +216,9 @@ def _index(
         why = "forced" if force else reason
         log.warning("re-indexing %s: %s", path.name, why)
         report("probe", 1, 1, f"re-indexing {path.name}: {why}")
+    # Models load now, not after a long perception pass: a model that cannot load fails fast.
+    ensure_loaded(embedder)
+    ensure_loaded(visual_embedder)
     library.begin_video(info, settings)
 
     clips, detections = _perceive(path, info, ctx, kb, perceiver, session_factory, report)
@@ -474,13 +521,12 @@ def _perception_version() -> str:
 
 def _knowledge_version(kb) -> str:
     """Hash of the knowledge-base files (detector thresholds live there as data)."""
+    from agent.knowledge import knowledge_hash
+
     folder = getattr(kb, "folder", None)
     if folder is None:
         return "none" if kb is None else f"classes:{len(kb)}"
-    digest = hashlib.sha256()
-    for item in sorted(Path(folder).rglob("*.yaml")):
-        digest.update(str(item.relative_to(folder)).encode() + item.read_bytes())
-    return digest.hexdigest()[:12]
+    return knowledge_hash(Path(folder))
 
 
 def _default_kb():
