@@ -521,12 +521,13 @@ def _perception_version() -> str:
 
 def _knowledge_version(kb) -> str:
     """Hash of the knowledge-base files (detector thresholds live there as data)."""
-    from agent.knowledge import knowledge_hash
-
     folder = getattr(kb, "folder", None)
     if folder is None:
         return "none" if kb is None else f"classes:{len(kb)}"
-    return knowledge_hash(Path(folder))
+    digest = hashlib.sha256()
+    for item in sorted(Path(folder).rglob("*.yaml")):
+        digest.update(str(item.relative_to(folder)).encode() + item.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _default_kb():

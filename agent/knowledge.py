@@ -408,14 +408,6 @@ def _first_sentence(text: str) -> str:
     return re.split(r"(?<=\.)\s", flat, maxsplit=1)[0]
 
 
-def knowledge_hash(folder: Path) -> str:
-    """Hash of every `*.yaml` file under `folder` (names and bytes): changes with any edit."""
-    digest = hashlib.sha256()
-    for item in sorted(Path(folder).rglob("*.yaml")):
-        digest.update(str(item.relative_to(folder)).encode() + item.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def _cached_vectors(texts: list[str], embedder: TextEmbedder, content: str) -> np.ndarray:
     """Vectors of the class phrases, cached on disk under `<home>/cache/`.
 
