@@ -79,19 +79,23 @@ class AgentService:
 
     @property
     def vlm(self) -> Any | None:
+        """The VLM with the videollama3 backend (lazy: it loads on its first call), else None."""
         if self._vlm is None and self.ctx.backend == "videollama3":
-            from agent.vlm import load_vlm
+            from agent.vlm import LazyVLM
 
-            self._vlm = load_vlm(self.ctx)
+            self._vlm = LazyVLM(self.ctx)
         return self._vlm
 
     @property
     def perceiver(self) -> Any:
-        """One mediapipe perceiver for indexing and for looking closer at onsets."""
-        if self._perceiver is None:
-            from agent.perception import Perceiver
+        """One mediapipe perceiver for indexing and for looking closer at onsets.
 
-            self._perceiver = Perceiver(self.ctx)
+        Lazy: perception is imported and its graphs made only when frames are perceived.
+        """
+        if self._perceiver is None:
+            from agent.indexing import LazyPerceiver
+
+            self._perceiver = LazyPerceiver(self.ctx)
         return self._perceiver
 
     @property

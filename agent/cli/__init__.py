@@ -20,12 +20,27 @@ from agent.cli import kb_commands  # noqa: E402,F401,I001
 from agent.cli import model_commands  # noqa: E402,F401,I001
 
 
+def show_loads() -> None:
+    """Print heavy loads ("loading the text embedder, first use in this process") on stderr.
+
+    They come on the `agent.loading` logger whatever the log level; `--quiet` turns them off.
+    """
+    loading = logging.getLogger("agent.loading")
+    if not loading.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        loading.addHandler(handler)
+    loading.setLevel(logging.INFO)
+    loading.propagate = False
+
+
 def main() -> None:
     """Entry point: user errors become one clear line on stderr and a non-zero exit."""
     logging.basicConfig(
         level=os.environ.get("BEHAVIOR_AGENT_LOG_LEVEL", "WARNING").upper(),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    show_loads()
     try:
         app()
     except BehaviorAgentError as error:

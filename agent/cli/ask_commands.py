@@ -1,5 +1,6 @@
 """`behavior-agent ask`: a question about a video, answered with timestamped evidence."""
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def ask_command(
     """Answer a question about a video, with the moments that support it (indexes it first)."""
     from agent.api import AgentService
 
+    if quiet:
+        logging.getLogger("agent.loading").setLevel(logging.WARNING)
     ctx = Context.from_env(backend=backend, model_id=model)
     service = AgentService(ctx)
     try:

@@ -74,13 +74,13 @@ def index_command(
 ) -> None:
     """Index videos into the clip library (a no-op for videos indexed with the same settings)."""
     from agent.index import ClipIndex
-    from agent.indexing import index_video
+    from agent.indexing import LazyPerceiver, index_video
+    from agent.vlm import LazyVLM
 
     ctx = Context.from_env(backend=backend)
-    vlm = _load_vlm(ctx) if ctx.backend == "videollama3" else None
-    perceiver = _perceiver(ctx)
+    vlm = LazyVLM(ctx) if ctx.backend == "videollama3" else None
     results, failures = [], []
-    with ClipIndex(ctx) as library:
+    with ClipIndex(ctx) as library, LazyPerceiver(ctx) as perceiver:
         for path in expand_inputs(videos):
             bar = ProgressBar(path.name)
             started = time.perf_counter()
@@ -102,19 +102,6 @@ def index_command(
         print_json({"indexed": results, "failed": failures, "home": str(ctx.home)})
     if failures:
         raise typer.Exit(2)
-
-
-def _load_vlm(ctx: Context):
-    from agent.vlm import load_vlm
-
-    progress_line(f"loading {ctx.model_id} …")
-    return load_vlm(ctx)
-
-
-def _perceiver(ctx: Context):
-    from agent.perception import Perceiver
-
-    return Perceiver(ctx)
 
 
 def _summary(record, wall_s: float) -> dict:

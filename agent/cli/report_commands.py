@@ -42,10 +42,9 @@ def report_command(
     ctx = Context.from_env(backend=backend, model_id=model)
     vlm = None
     if ctx.backend == "videollama3":
-        from agent.vlm import load_vlm
+        from agent.vlm import LazyVLM
 
-        progress_line(f"loading {ctx.model_id}")
-        vlm = load_vlm(ctx)
+        vlm = LazyVLM(ctx)  # loads on its first call, saying so on stderr
     data = build_report(video, ctx, vlm=vlm, progress=_show_progress)
     written = {}
     for name in formats:

@@ -1,5 +1,7 @@
 """The vision-language model interface (`VLM`, `VLMReply`) and `load_vlm`, its one factory."""
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -80,4 +82,41 @@ def load_vlm(ctx: Context | None = None) -> VLM:
     return VideoLlama3.load(ctx or Context.from_env())
 
 
-__all__ = ["VLM", "VLMReply", "load_vlm"]
+class LazyVLM:
+    """`load_vlm(ctx)` deferred to the first use of the model (describe, answer, generate, ...).
+
+    Held where the model may not be needed at all (indexing a video that is already indexed,
+    listing the library); the first call loads it, once, and says so on the `agent.loading`
+    logger, which the CLI prints as a progress line.
+    """
+
+    # The class `load_vlm` returns, by name: index fingerprints record it (agent.indexing).
+    version = "VideoLlama3"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._vlm: VLM | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._vlm is not None
+
+    def get(self) -> VLM:
+        """The loaded model (loaded on the first call)."""
+        with self._lock:
+            if self._vlm is None:
+                logging.getLogger("agent.loading").info(
+                    "[vlm] loading %s (first use in this process)", self.ctx.model_id
+                )
+                self._vlm = load_vlm(self.ctx)
+            return self._vlm
+
+    def __getattr__(self, name: str):
+        # Everything the model offers, made real on first use; private names stay private.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+__all__ = ["VLM", "LazyVLM", "VLMReply", "load_vlm"]

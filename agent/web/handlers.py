@@ -297,7 +297,10 @@ class Handlers:
         ctx = self.ctx_for(session)
         if ctx.backend == "perception":
             return "The perception backend needs no model download: it runs offline on CPU."
-        self.service.vlm(ctx)
+        model = self.service.vlm(ctx)
+        load = getattr(model, "get", None)  # a LazyVLM loads on first use: make that now
+        if callable(load):
+            load()
         return f"Model `{ctx.model_id}` is loaded ({ctx.quantization})."
 
 

@@ -148,16 +148,20 @@ class WebService:
     # --- models ------------------------------------------------------------------------------
 
     def vlm(self, ctx: Context) -> Any:
-        """The VideoLLaMA3 model for `ctx` (None with the perception backend), loaded once."""
+        """The VideoLLaMA3 model for `ctx` (None with the perception backend), loaded once.
+
+        Lazy: listing the library or re-indexing a known upload does not load it; the first
+        model call does.
+        """
         if ctx.backend != "videollama3":
             return None
         key = (ctx.model_id, ctx.quantization, ctx.device)
         with self._vlm_lock:
             if key not in self._vlms:
-                from agent.vlm import load_vlm
+                from agent.vlm import LazyVLM
 
                 self._vlms.clear()  # one model in memory at a time
-                self._vlms[key] = load_vlm(ctx)
+                self._vlms[key] = LazyVLM(ctx)
             return self._vlms[key]
 
 
