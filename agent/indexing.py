@@ -7,6 +7,7 @@ re-indexed and the log says which setting changed. Progress goes to a callback a
 """
 
 import hashlib
+import json
 import importlib.metadata
 import logging
 import time
@@ -48,6 +49,9 @@ PERCEPTION_SETTINGS = (
     "min_clip_s",
     "shot_threshold",
     "decode_max_side",
+    "learned_models",
+    "object_fps",
+    "min_object_score",
 )
 _VLM_SETTINGS = (
     "model_id",
@@ -455,6 +459,7 @@ def index_settings(ctx: Context, embedder, visual_embedder, vlm, kb) -> dict[str
     # What the VLM object says it is (agent.provenance), not what the settings asked for.
     settings["backend"] = vlm_backend(vlm) if vlm is not None else PERCEPTION_BACKEND
     settings["perception"] = _perception_version()
+    settings["learned"] = _learned_models(ctx)
     settings["knowledge"] = _knowledge_version(kb)
     settings["embed_model"] = f"{embedder.name} [{embedder.version}]"
     settings["visual_embed_model"] = (
@@ -504,9 +509,25 @@ def _perception_version() -> str:
         mediapipe = "absent"
     folder = Path(__file__).resolve().parent / "perception"
     digest = hashlib.sha256()
-    for source in sorted([*folder.glob("*.py"), *folder.glob("*.yaml")]):
-        digest.update(source.name.encode() + source.read_bytes())
+    for source in sorted([*folder.rglob("*.py"), *folder.rglob("*.yaml")]):
+        digest.update(str(source.relative_to(folder)).encode() + source.read_bytes())
     return f"mediapipe=={mediapipe} rules:{digest.hexdigest()[:12]}"
+
+
+def _learned_models(ctx: Context) -> str:
+    """The learned models installed for perception (id and sha256 from each model's
+    provenance.json), read without importing perception: installing or updating a model
+    re-indexes, as its detections change."""
+    if not ctx.learned_models:
+        return "off"
+    installed = []
+    for record_path in sorted(Path(ctx.models_dir).glob("*/provenance.json")):
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            installed.append(f"{record['id']}:{record['sha256'][:12]}")
+        except (OSError, ValueError, KeyError):
+            installed.append(f"{record_path.parent.name}:unreadable")
+    return ", ".join(installed) or "none installed"
 
 
 def _knowledge_version(kb) -> str:

@@ -8,6 +8,7 @@ call `register_model` so that every record made after that names them too.
 """
 
 import hashlib
+import importlib.util
 import platform
 import threading
 from functools import cache
@@ -233,11 +234,11 @@ def mediapipe_entry() -> ModelEntry:
     """The bundled mediapipe landmark models (hashed from the installed wheel)."""
     version = package_version("mediapipe")
     name = f"mediapipe-holistic=={version}"
-    try:
-        import mediapipe
-    except ImportError:
+    # find_spec locates the package without importing it (mediapipe takes seconds to import).
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or spec.origin is None:
         return ModelEntry(name=name, role="landmarks", source_package="mediapipe (not installed)")
-    root = Path(mediapipe.__file__).parent / "modules"
+    root = Path(spec.origin).parent / "modules"
     files = [root / f for f in MEDIAPIPE_MODEL_FILES if (root / f).is_file()]
     return ModelEntry(
         name=name,

@@ -142,9 +142,13 @@ def test_the_text_embedder_loads_on_its_first_embed_only(caplog):
 
 
 class _DescribingVLM:
-    """Stands in for the real model in a first indexing run (same fingerprint name)."""
+    """Stands in for the real model in a first indexing run (same fingerprint and backend)."""
 
     version = LazyVLM.version
+    backend = "videollama3"
+
+    def __init__(self, model_id: str):
+        self.model_id = model_id
 
     def describe(self, frames, info, kb_snippet):
         return VLMReply(text="A person.", data={"summary": "A person stands.", "people": []})
@@ -163,13 +167,16 @@ class _OneDetectionSession:
 
 def test_an_indexed_video_is_reused_without_loading_the_vlm_or_perception(tmp_path):
     video = write_video(tmp_path / "clip.mp4", [3.0], fps=10.0, size=(160, 120))
-    ctx = Context(home=tmp_path / "home", backend="videollama3", clip_length_s=3.0)
+    # A model id that cannot load: loading it would raise, so reuse must not touch it.
+    model_id = str(tmp_path / "no-such-model")
+    ctx = Context(
+        home=tmp_path / "home", backend="videollama3", clip_length_s=3.0, model_id=model_id
+    )
     kb = load_knowledge_base()
     options = {"kb": kb, "session_factory": _OneDetectionSession}
-    first = index_video(video, ctx, vlm=_DescribingVLM(), perceiver=object(), **options)
+    first = index_video(video, ctx, vlm=_DescribingVLM(model_id), perceiver=object(), **options)
     assert not first.reused and first.settings["backend"] == "videollama3"
-    # A model id that cannot load: loading it would raise, so reuse must not touch it.
-    missing = LazyVLM(ctx.replace(model_id=str(tmp_path / "no-such-model")))
+    missing = LazyVLM(ctx)
     perceiver = LazyPerceiver(ctx)
     again = index_video(video, ctx, vlm=missing, perceiver=perceiver, **options)
     assert again.reused and again.clip_count == first.clip_count

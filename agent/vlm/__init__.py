@@ -92,6 +92,8 @@ class LazyVLM:
 
     # The class `load_vlm` returns, by name: index fingerprints record it (agent.indexing).
     version = "VideoLlama3"
+    # What that class says it is (agent.provenance): known without loading the weights.
+    backend = "videollama3"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -101,6 +103,14 @@ class LazyVLM:
     @property
     def loaded(self) -> bool:
         return self._vlm is not None
+
+    @property
+    def model_id(self) -> str:
+        return self._vlm.model_id if self._vlm is not None else self.ctx.model_id
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}:{self.model_id}"
 
     def get(self) -> VLM:
         """The loaded model (loaded on the first call)."""

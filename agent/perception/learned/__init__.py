@@ -54,6 +54,8 @@ def _load(models_dir: Path, min_object_score: float) -> LearnedModels:
     objects = [spec for spec in ready if spec.task == "objects"]
     if objects:
         loaded.objects = ObjectDetector(objects[0], models_dir, min_object_score)
+    for record in loaded.provenance:
+        _register(record)
     if loaded.missing:
         log.warning(
             "learned models not installed: %s (in %s); run `behavior-agent models install`",
@@ -61,3 +63,18 @@ def _load(models_dir: Path, min_object_score: float) -> LearnedModels:
             models_dir,
         )
     return loaded
+
+
+def _register(record: dict) -> None:
+    """Name a loaded learned model in every provenance record made from now on."""
+    from agent.provenance import register_model
+
+    register_model(
+        record["name"],
+        role=record["task"],
+        source_package=f"{record['registry']}:{record['package']}",
+        version=record["version"],
+        license=record["license"],
+        sha256=record["sha256"],
+        sha256_of=record["model_file"],
+    )
