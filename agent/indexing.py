@@ -7,8 +7,8 @@ re-indexed and the log says which setting changed. Progress goes to a callback a
 """
 
 import hashlib
-import json
 import importlib.metadata
+import json
 import logging
 import time
 from collections.abc import Callable
