@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agent.capabilities import FALLBACK, REQUIRES
 from agent.perception import action_rules, expression_rules, rules
 from agent.perception.rules import Scored, Track
 
@@ -31,11 +32,4 @@ DETECTORS: dict[str, Detector] = {
 }
 # Labels that compete frame by frame (one hand shape per hand, one expression per face).
 EXCLUSIVE = ("hand_sign", "au_prototype", "expression_model")
-# What each detector needs besides mediapipe landmarks; without it a class is not checkable.
-REQUIRES: dict[str, str] = {
-    "expression_model": "expression",
-    "object_interaction": "objects",
-}
-# The landmark rule a detector falls back to when its learned model is not installed (or
-# Context.learned_models is off): the class's own parameters drive it.
-FALLBACK: dict[str, str] = {"expression_model": "au_prototype"}
+__all__ = ["DETECTORS", "EXCLUSIVE", "FALLBACK", "REQUIRES"]

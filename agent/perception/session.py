@@ -12,8 +12,9 @@ import time
 import cv2
 import numpy as np
 
+from agent.capabilities import capability
 from agent.context import Context
-from agent.perception.detectors import DETECTORS, EXCLUSIVE, FALLBACK, REQUIRES
+from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.features import (
     FrameFeatures,
     au_intensities,
@@ -100,14 +101,14 @@ class PerceptionSession:
 
     def rule_for(self, item) -> str | None:
         """The detector this session runs for a class: the class's own, or, when the learned
-        model it reads is not loaded, the landmark rule it falls back to; None = uncheckable."""
-        if item.perception is None or item.perception.detector not in DETECTORS:
+        model it reads is not loaded, the landmark rule it falls back to; None when the class
+        is not checkable (no rule, no model, or switched off by calibration)."""
+        if item.perception is not None and item.perception.detector not in DETECTORS:
             return None
-        rule = item.perception.detector
-        needed = REQUIRES.get(rule)
-        if needed is None or getattr(self.perceiver.learned, needed) is not None:
-            return rule
-        return FALLBACK.get(rule)
+        learned = self.perceiver.learned
+        loaded = {task for task in ("expression", "objects") if getattr(learned, task)}
+        found = capability(item, self.ctx, tasks=loaded)
+        return found.rule if found.checkable else None
 
     def checkable(self, item) -> bool:
         """Whether this session can detect a class at all."""
