@@ -22,6 +22,13 @@ from agent.provenance import (
 )
 
 
+@pytest.fixture(autouse=True)
+def empty_registry(monkeypatch):
+    """Each test starts with no registered model: learned models that other tests loaded in
+    this process would otherwise join every record."""
+    monkeypatch.setattr(prov, "_REGISTERED", {})
+
+
 @pytest.fixture
 def expression_model():
     """A learned perception model registered as it would be when it loads."""
