@@ -89,7 +89,8 @@ def capability(item, ctx: Context, tasks: set[str] | None = None) -> Capability:
             )
         rule, status = FALLBACK[rule], "fallback"
     switched = calibration().get("classes", {}).get(item.id, {})
-    if switched.get("enabled") is False:
+    # Raw mode (calibrate_confidence off) runs every rule: it is how the calibration is fitted.
+    if switched.get("enabled") is False and ctx.calibrate_confidence:
         return Capability(item.id, "off", rule, switched.get("reason", "switched off"))
     return Capability(item.id, status, rule, "")
 

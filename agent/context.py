@@ -75,6 +75,10 @@ class Context:
     object_fps: float = 1.0
     # Detector scores below this are not kept as objects in a frame.
     min_object_score: float = 0.3
+    # Report calibrated confidences (agent/perception/calibration.yaml) and leave out classes
+    # it switched off; false = every rule with its raw score, which
+    # `benchmarks/reliability_table.py --fit` needs to fit the calibration.
+    calibrate_confidence: bool = True
 
     # --- models ------------------------------------------------------------------------
     # `perception` runs offline on CPU; `videollama3` adds VLM captions and answers.

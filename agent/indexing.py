@@ -52,6 +52,7 @@ PERCEPTION_SETTINGS = (
     "learned_models",
     "object_fps",
     "min_object_score",
+    "calibrate_confidence",
 )
 _VLM_SETTINGS = (
     "model_id",

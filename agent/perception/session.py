@@ -14,6 +14,7 @@ import numpy as np
 
 from agent.capabilities import capability
 from agent.context import Context
+from agent.perception.calibration import calibrated, rule_key
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.features import (
     FrameFeatures,
@@ -156,12 +157,21 @@ class PerceptionSession:
                 scored[label][2].scores = scores
         detections = []
         for item, params, result, rule in scored.values():
-            detections.extend(self._detections(item, params, result, track))
+            detections.extend(self._detections(item, params, result, track, rule))
             if self.people is not None and rule == "gait":
-                detections.extend(people_motion(item, params, self.people, track.step_s))
+                walkers = people_motion(item, params, self.people, track.step_s)
+                detections.extend(self._calibrated(d, rule_key(rule, True)) for d in walkers)
         return sorted(detections, key=lambda d: (d.start_s, d.kind, -d.confidence))
 
-    def _detections(self, item, params: dict, result: Scored, track: Track) -> list[Detection]:
+    def _calibrated(self, detection: Detection, key: str) -> Detection:
+        """The detection with its raw rule score replaced by the calibrated confidence."""
+        if not self.ctx.calibrate_confidence:
+            return detection
+        return detection.model_copy(update={"confidence": calibrated(key, detection.confidence)})
+
+    def _detections(
+        self, item, params: dict, result: Scored, track: Track, rule: str
+    ) -> list[Detection]:
         on = params["min_score"]
         found = segments(
             track.times_s,
@@ -190,7 +200,7 @@ class PerceptionSession:
                     person_id=0,
                 )
             )
-        return out
+        return [self._calibrated(d, rule_key(rule)) for d in out]
 
     def _step_s(self) -> float:
         if len(self.frames) < 2:
