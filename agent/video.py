@@ -52,13 +52,16 @@ def is_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, ctx: Context | None = None) -> np.ndarray:
     """An RGB uint8 array from a still image, upright. Pillow, because OpenCV rejects some
     valid PNGs; phone photos are stored sideways with an EXIF orientation tag, which is
-    applied so that a raised hand points up."""
+    applied so that a raised hand points up. With `ctx`, a still above its pixel cap is
+    refused from the header, before any pixel is decoded."""
     path = _existing_file(path)
     try:
         with Image.open(path) as image:
+            if ctx is not None:
+                _check_frame_pixels(path, *image.size, ctx)
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except Image.DecompressionBombError as error:
         raise VideoError(
@@ -119,8 +122,7 @@ def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
 
 def _probe_still(path: Path, ctx: Context) -> VideoInfo:
     """A still image as a one-frame 'video' at 0 s (stills go through the same pipeline)."""
-    height, width = read_image(path).shape[:2]
-    _check_frame_pixels(path, width, height, ctx)
+    height, width = read_image(path, ctx).shape[:2]
     return VideoInfo(
         path=str(path),
         duration_s=0.0,

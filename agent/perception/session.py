@@ -265,7 +265,7 @@ def perceive_image(
 ) -> list[Detection]:
     """Detections in a still image (start_s = end_s = 0); read with Pillow."""
     ctx = ctx or Context.from_env()
-    image = path if isinstance(path, np.ndarray) else read_image(Path(path))
+    image = path if isinstance(path, np.ndarray) else read_image(Path(path), ctx)
     owned = perceiver is None
     perceiver = perceiver or Perceiver(ctx)
     try:
