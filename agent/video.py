@@ -52,13 +52,16 @@ def is_image(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, ctx: Context | None = None) -> np.ndarray:
     """An RGB uint8 array from a still image, upright. Pillow, because OpenCV rejects some
     valid PNGs; phone photos are stored sideways with an EXIF orientation tag, which is
-    applied so that a raised hand points up."""
+    applied so that a raised hand points up. With `ctx`, a still above its pixel cap is
+    refused from the header, before any pixel is decoded."""
     path = _existing_file(path)
     try:
         with Image.open(path) as image:
+            if ctx is not None:
+                _check_frame_pixels(path, *image.size, ctx)
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except Image.DecompressionBombError as error:
         raise VideoError(
@@ -119,8 +122,7 @@ def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
 
 def _probe_still(path: Path, ctx: Context) -> VideoInfo:
     """A still image as a one-frame 'video' at 0 s (stills go through the same pipeline)."""
-    height, width = read_image(path).shape[:2]
-    _check_frame_pixels(path, width, height, ctx)
+    height, width = read_image(path, ctx).shape[:2]
     return VideoInfo(
         path=str(path),
         duration_s=0.0,
@@ -227,9 +229,10 @@ def sample_frames(
     return FrameBatch(_decode(reader, indices.tolist(), path), indices, starts[indices])
 
 
-def still_batch(path: str | os.PathLike) -> FrameBatch:
-    """A still image as a one-frame batch at 0 s (stills go through the video pipeline)."""
-    frame = read_image(path)
+def still_batch(path: str | os.PathLike, ctx: Context | None = None) -> FrameBatch:
+    """A still image as a one-frame batch at 0 s (stills go through the video pipeline); with
+    `ctx`, one above the pixel cap is refused before it is decoded."""
+    frame = read_image(path, ctx)
     return FrameBatch(frame[None], np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float64))
 
 
@@ -247,7 +250,7 @@ def sample_span(
     A span shorter than one sampling step gives its middle frame; a still gives the image.
     """
     if is_image(path):
-        return still_batch(path)
+        return still_batch(path, ctx)
     try:
         return sample_frames(path, start_s, end_s, fps=fps, max_frames=max_frames, ctx=ctx)
     except VideoError:  # no sampling time fell inside the span

@@ -14,6 +14,7 @@ from agent.perception.features import (
 from agent.perception.landmarks import Hand
 from agent.perception.rules import Track, hand_shape_score, head_oscillation, merged_params
 from agent.perception.smoothing import exclusive, hysteresis, segments
+from tests.pose_support import make_pose
 
 
 def make_hand(straight: set[str], point_up: bool = True) -> np.ndarray:
@@ -151,35 +152,6 @@ def test_head_oscillation_detects_nod_not_turn():
     assert np.nanmax(head_oscillation(track(nod, [0] * 10), params).scores) > 0.9
     turn = list(range(0, 50, 5))  # one slow turn: no reversals
     assert np.nanmax(head_oscillation(track(turn, [0] * 10), params).scores) == 0.0
-
-
-def make_pose(sitting: bool = False, lying: bool = False) -> np.ndarray:
-    """33 pose points of an upright person (or sitting: thighs level; lying: torso level)."""
-    pose = np.zeros((33, 4))
-    pose[:, 3] = 1.0
-    spots = {
-        0: (0.5, 0.1),
-        11: (0.45, 0.25),
-        12: (0.55, 0.25),
-        13: (0.42, 0.38),
-        14: (0.58, 0.38),
-        15: (0.42, 0.5),
-        16: (0.58, 0.5),
-        23: (0.47, 0.55),
-        24: (0.53, 0.55),
-        25: (0.47, 0.75),
-        26: (0.53, 0.75),
-        27: (0.47, 0.95),
-        28: (0.53, 0.95),
-    }
-    for index, xy in spots.items():
-        pose[index, :2] = xy
-    if sitting:
-        pose[25, :2], pose[26, :2] = (0.3, 0.57), (0.36, 0.57)
-        pose[27, :2], pose[28, :2] = (0.3, 0.77), (0.36, 0.77)
-    if lying:
-        pose[:, :2] = np.stack([pose[:, 1], 1.0 - pose[:, 0]], axis=1)  # rotate 90 degrees
-    return pose
 
 
 @pytest.mark.parametrize(

@@ -306,7 +306,7 @@ class VLMPredictor:
 
     def _frames(self, task: Task, item: Item) -> tuple[FrameBatch, VideoInfo]:
         if is_image(item.path):
-            batch = still_batch(item.path)
+            batch = still_batch(item.path, self.ctx)
             height, width = batch.frames.shape[1:3]
             info = VideoInfo(
                 path=item.path,

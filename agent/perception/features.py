@@ -516,7 +516,11 @@ def frame_features(
     aspect = frame.aspect
     out.person_box = person.box
     if person.pose is not None and out.person_box and out.person_box[3] < min_person_height:
-        return out
+        # Hands the palm detector found on its own (side "unknown") are not landmarks of the
+        # small figure: in a large still, holistic also sees a tiny "body" in the hand itself.
+        person = Person(person.person_id, hands=[h for h in person.hands if h.side == "unknown"])
+        if not person.hands:
+            return out
     if person.face is not None:
         out.face_box = points_box(person.face)
         out.face_raw = face_geometry(person.face, aspect)

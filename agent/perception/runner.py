@@ -137,7 +137,7 @@ def perceive_path(
     options = {"progress": progress, "session_factory": session_factory}
     with perceiver_for(perceiver, ctx) as active:
         if is_image(path):
-            return run_perception([still_batch(path)], active, kb, ctx, still=True, **options)
+            return run_perception([still_batch(path, ctx)], active, kb, ctx, still=True, **options)
         info = info or probe(path, ctx)
         run_ctx = ctx.replace(sample_fps=fps)
         span_end_s = info.duration_s if end_s is None else min(end_s, info.duration_s)
