@@ -52,28 +52,34 @@ def _uncheckable_ids(session: PerceptionSession, kb) -> set[str]:
 
 
 def test_without_learned_models_their_classes_are_not_checkable(tmp_path):
-    from agent.perception.detectors import REQUIRES
+    from agent.capabilities import calibration
+    from agent.perception.detectors import FALLBACK, REQUIRES
 
     kb = load_knowledge_base()
-    needing = {
-        c.id
-        for c in [kb.get(i) for i in kb.ids()]
-        if c.perception and c.perception.detector in REQUIRES
-    }
+    classes = [kb.get(i) for i in kb.ids()]
+    needing = {c.id for c in classes if c.perception and c.perception.detector in REQUIRES}
+    falling_back = {c.id for c in classes if c.perception and c.perception.detector in FALLBACK}
     assert {"happy", "neutral", "drink", "swing"} <= needing
-    # Switched off, and installed nowhere: the same classes drop out, the rules stay.
+    assert {"happy", "neutral"} <= falling_back and "drink" not in falling_back
+    switched_off = {
+        k for k, v in calibration().get("classes", {}).items() if v.get("enabled") is False
+    }
+    # Switched off, and installed nowhere: classes without a fallback drop out; expressions
+    # fall back to their action-unit rule; the landmark rules stay.
     for ctx in (Context(learned_models=False), Context(models_dir=tmp_path / "empty")):
         with Perceiver(ctx) as perceiver:
             session = PerceptionSession(perceiver, kb, ctx)
             assert perceiver.learned.expression is None and perceiver.learned.objects is None
-            assert _uncheckable_ids(session, kb) == needing
+            assert _uncheckable_ids(session, kb) == (needing - falling_back) | switched_off
+            assert session.rule_for(kb.get("happy")) == "au_prototype"
             assert session.checkable(kb.get("victory")) and session.checkable(kb.get("exercise"))
     assert load_learned_models(Context(models_dir=tmp_path / "empty")).missing == [
         m.id for m in load_manifest().models
     ]
     with Perceiver(Context(models_dir=installed_models_dir())) as perceiver:
         session = PerceptionSession(perceiver, kb, perceiver.ctx)
-        assert _uncheckable_ids(session, kb) == set()
+        assert _uncheckable_ids(session, kb) == switched_off
+        assert session.rule_for(kb.get("happy")) == "expression_model"
 
 
 @pytest.mark.slow
@@ -83,7 +89,9 @@ def test_learned_models_off_gives_no_learned_detections(shared_media):
         detections = perceive_video(shared_media / FACE_CLIP, ctx, perceiver=perceiver)
         assert perceiver.learned.expression is None
     assert not [d for d in detections if "expression model" in d.cues]
-    assert not [d for d in detections if d.label in {"happy", "neutral"}]
+    # Emotions come from the action-unit fallback rule instead, with AU cues.
+    emotions = [d for d in detections if d.kind == "emotion"]
+    assert emotions and all(d.cues and "expression model" not in d.cues for d in emotions)
 
 
 # --- expression classifier ----------------------------------------------------------------------
