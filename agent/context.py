@@ -117,8 +117,9 @@ class Context:
     # A phrase of a question is mapped to a knowledge-base class only when its match score
     # (KnowledgeBase.match, 0..1) reaches this; below it the phrase names no class, and a
     # question about it is answered "cannot recognise", never with the nearest rule's output.
-    # At 0.6, "juggling" (fall 0.56), "swim" (drink 0.54) and "dance" (walk 0.53) name no class
-    # while 97% of the paraphrases in tests/test_knowledge_matching.py keep theirs.
+    # At 0.6, "juggling" (fall 0.56), "swim" (drink 0.54) and "dance" (walk 0.53) name no class,
+    # while the planner still maps 94% of the paraphrases in tests/test_knowledge_matching.py to
+    # their class (97% at 0.45; descriptions without the behavior's name: 44%, 62% at 0.45).
     match_min_score: float = 0.6
     # A mapping below this score (and at or above match_min_score) is used but called weak in
     # the answer: "(closest class to "comb hair": fidgeting, weak match 0.68)". Synonym hits
