@@ -187,14 +187,13 @@ def _other_events(state: AgentState, the_plan: Plan, deps: Any) -> list[Event]:
     video, window = state["video"], state["window"]
     kinds = {deps.kb.get(t).kind for t in the_plan.targets}
     asked = {label_key(t) for t in the_plan.targets}
+    records = [_as_dict(d) for d in deps.index.detections(video["sha256"])]
     others = [
-        Detection.model_validate(_as_dict(d))
-        for d in deps.index.detections(video["sha256"])
-        if label_key(_as_dict(d)["label"]) not in asked
-        and (not kinds or _as_dict(d)["kind"] in kinds)
-        and spans_overlap(
-            _as_dict(d)["start_s"], _as_dict(d)["end_s"], window["start_s"], window["end_s"]
-        )
+        Detection.model_validate(d)
+        for d in records
+        if label_key(d["label"]) not in asked
+        and (not kinds or d["kind"] in kinds)
+        and spans_overlap(d["start_s"], d["end_s"], window["start_s"], window["end_s"])
     ]
     return merge_detections(others, float(video["duration_s"]), deps.ctx)
 

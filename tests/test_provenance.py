@@ -22,6 +22,13 @@ from agent.provenance import (
 )
 
 
+@pytest.fixture(autouse=True)
+def empty_registry(monkeypatch):
+    """Each test starts with no learned model registered: an earlier test in the same process
+    that ran real perception has registered the installed ones."""
+    monkeypatch.setattr(prov, "_REGISTERED", {})
+
+
 @pytest.fixture
 def expression_model():
     """A learned perception model registered as it would be when it loads."""
