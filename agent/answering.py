@@ -5,11 +5,12 @@ every time cited here comes from a detection or clip record and is clamped to th
 text never supplies a time, and what a model wrote is quoted only without the times it wrote.
 """
 
+import re
 from typing import Any
 
 from agent.events import Event, clamp_time
 from agent.planning import Plan
-from agent.state import Evidence
+from agent.state import AskedClass, Evidence
 from agent.timefmt import format_clock, format_span
 from agent.vlm.parsing import without_times
 
@@ -18,6 +19,14 @@ MAX_EVIDENCE = 8
 MAX_COUNTED_EVIDENCE = 50
 # Characters of a model's words quoted in a rationale.
 MAX_QUOTED = 240
+# Labels and times per label listed as "seen instead": context for a not-seen answer, kept short.
+MAX_OTHER_LABELS = 4
+MAX_OTHER_TIMES = 3
+# How to get a backend that can check what the offline rules cannot (README section name).
+SWITCH_BACKEND = (
+    "set BEHAVIOR_AGENT_BACKEND=videollama3 (or pass --backend videollama3) with VideoLLaMA3 "
+    'weights, see the README section "Switch to VideoLLaMA3 on a GPU machine"'
+)
 
 
 def count_people(events: list[Event]) -> tuple[int, bool]:
@@ -237,3 +246,93 @@ def listing_answer(events: list[Event], kb: Any, where: str, duration_s: float) 
             f"{class_name(kb, event.label)} ({event.kind}, {when}confidence {event.confidence:.2f})"
         )
     return f"Seen {where}: " + "; ".join(items) + "."
+
+
+# --- answers about what was not seen, or cannot be checked --------------------------------------
+
+
+def lower_name(name: str) -> str:
+    """A class name inside a sentence: "Sadness" -> "sadness", "OK sign" stays."""
+    if len(name) > 1 and name[0].isupper() and name[1].islower():
+        return name[0].lower() + name[1:]
+    return name
+
+
+def asked_names(kb: Any, ids: list[str]) -> str:
+    """ "sadness", "happiness or sadness": the asked classes, for the middle of a sentence."""
+    labels = [lower_name(class_name(kb, i)) for i in ids]
+    if len(labels) <= 1:
+        return labels[0] if labels else "the behaviors asked about"
+    return ", ".join(labels[:-1]) + " or " + labels[-1]
+
+
+def searched_words(window: dict[str, float], duration_s: float) -> str:
+    """Where an answer looked, as a span: "in 00:00.0–00:19.7" (a still: "in the image")."""
+    if duration_s <= 0.0:
+        return "in the image"
+    start_s = clamp_time(window["start_s"], duration_s)
+    end_s = max(start_s, clamp_time(window["end_s"], duration_s))
+    return f"in {span(start_s, end_s, duration_s)}"
+
+
+def weak_note(asked: list[AskedClass]) -> str:
+    """ "closest class to "comb hair": fidgeting, weak match 0.68" for each weak mapping."""
+    notes = [
+        f'closest class to "{a.phrase}": {lower_name(a.name)}, weak match {a.match_score:.2f}'
+        for a in asked
+        if a.weak and a.checkable and a.match_score is not None
+    ]
+    return "; ".join(notes)
+
+
+def with_note(text: str, note: str) -> str:
+    """`text` with " (note)" at the end of its first sentence (times like 00:01.5 kept whole)."""
+    if not note:
+        return text
+    end = re.search(r"\.(?=\s|$)", text)
+    if end is None:
+        return f"{text} ({note})"
+    return f"{text[: end.start()]} ({note}){text[end.start() :]}"
+
+
+def not_seen_answer(wanted: str, question_type: str, searched: str, asked: list[AskedClass]) -> str:
+    """The first sentence when the asked behavior was not seen: it says so, before anything."""
+    sentence = f"I did not see {wanted} {searched}"
+    if question_type == "how_many":
+        sentence += ", so the count is 0"
+    elif question_type == "when":
+        sentence += ", so I cannot give a time"
+    sentence = with_note(sentence + ".", weak_note(asked))
+    return ("No, not seen: " + sentence) if question_type == "yes_no" else sentence
+
+
+def cannot_recognise(asked: AskedClass) -> str:
+    """The declaration for a behavior the backend cannot check: what, how to switch, why."""
+    what = asked.phrase or lower_name(asked.name)
+    if asked.id is not None and asked.phrase and asked.phrase.lower() != asked.name.lower():
+        what += f" (class: {lower_name(asked.name)})"
+    return (
+        f"The offline backend cannot recognise {what}; switch to a backend that can: "
+        f"{SWITCH_BACKEND}. Why: {asked.reason or 'no offline rule observes it'}."
+    )
+
+
+SEEN_INSTEAD = "Seen instead (other observations, not the answer)"
+SEEN_OUTSIDE = "Seen outside that window, when the search was widened (not the answer)"
+
+
+def other_observations(events: list[Event], kb: Any, duration_s: float, lead: str) -> str:
+    """ "<lead>: happiness at 00:01.5–00:02.0; face touching at …" (labels in time order)."""
+    by_label: dict[str, list[Event]] = {}
+    for event in sorted(events, key=lambda e: e.start_s):
+        by_label.setdefault(event.label, []).append(event)
+    parts = []
+    for label, found in list(by_label.items())[:MAX_OTHER_LABELS]:
+        name = lower_name(class_name(kb, label))
+        if duration_s <= 0:  # a still image has no times
+            parts.append(f"{name} in the image")
+            continue
+        times = ", ".join(span(e.start_s, e.end_s, duration_s) for e in found[:MAX_OTHER_TIMES])
+        more = f" and {len(found) - MAX_OTHER_TIMES} more" if len(found) > MAX_OTHER_TIMES else ""
+        parts.append(f"{name} at {times}{more}")
+    return f"{lead}: " + "; ".join(parts) + "."

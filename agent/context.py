@@ -117,6 +117,19 @@ class Context:
     # he start smiling?"), so the start is known to 0.1 s rather than to 1 / sample_fps.
     refine_fps: float = 10.0
 
+    # --- question planning -----------------------------------------------------------------
+    # A phrase of a question is mapped to a knowledge-base class only when its match score
+    # (KnowledgeBase.match, 0..1) reaches this; below it the phrase names no class, and a
+    # question about it is answered "cannot recognise", never with the nearest rule's output.
+    # At 0.6, "juggling" (fall 0.56), "swim" (drink 0.54) and "dance" (walk 0.53) name no class,
+    # while the planner still maps 94% of the paraphrases in tests/test_knowledge_matching.py to
+    # their class (97% at 0.45; descriptions without the behavior's name: 44%, 62% at 0.45).
+    match_min_score: float = 0.6
+    # A mapping below this score (and at or above match_min_score) is used but called weak in
+    # the answer: "(closest class to "comb hair": fidgeting, weak match 0.68)". Synonym hits
+    # score 0.75 and more.
+    match_strong_score: float = 0.75
+
     # --- web app --------------------------------------------------------------------------
     max_upload_mb: int = 2048
     max_concurrent_jobs: int = 1
@@ -172,6 +185,12 @@ class Context:
             raise ConfigError(
                 "event_merge_gap_s must be >= 0 and event_min_confidence in [0, 1]; set e.g. "
                 "BEHAVIOR_AGENT_EVENT_MERGE_GAP_S=1 BEHAVIOR_AGENT_EVENT_MIN_CONFIDENCE=0."
+            )
+        if not 0.0 <= self.match_min_score <= self.match_strong_score <= 1.0:
+            raise ConfigError(
+                f"match_min_score {self.match_min_score} and match_strong_score "
+                f"{self.match_strong_score} must satisfy 0 <= min <= strong <= 1; set e.g. "
+                "BEHAVIOR_AGENT_MATCH_MIN_SCORE=0.6 BEHAVIOR_AGENT_MATCH_STRONG_SCORE=0.75."
             )
         for name in ("backend", "quantization"):
             allowed = typing.get_args(typing.get_type_hints(Context)[name])

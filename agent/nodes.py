@@ -13,11 +13,13 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 
 from agent import answering as say
+from agent.checkable import asked_classes
+from agent.composing import compose, past_end, state_events, target_names
 from agent.context import Context
-from agent.events import Event, label_key, merge_detections, spans_overlap
+from agent.events import label_key, spans_overlap
 from agent.planning import Plan, plan_question, plan_schema_json, refine_plan
-from agent.provenance import model_provenance, vlm_label
-from agent.state import AgentState, Answer, Detection, Evidence, VideoInfo
+from agent.provenance import model_provenance
+from agent.state import AgentState, Answer, AskedClass, VideoInfo
 from agent.vlm.parsing import says_present
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,6 @@ def _plan(state: AgentState) -> Plan:
     return Plan.model_validate(state["plan"])
 
 
-def _whole(video: dict[str, Any]) -> dict[str, float]:
-    return {"start_s": 0.0, "end_s": float(video["duration_s"])}
-
-
 # --- plan -------------------------------------------------------------------------------------
 
 
@@ -65,7 +63,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     """Understand the question: rules first, then (with a VLM) a validated refinement."""
     deps, video, question = runtime.context, state["video"], state["question"]
     _emit(runtime, "plan", f"planning: {question}")
-    the_plan = plan_question(question, deps.kb, video["duration_s"])
+    the_plan = plan_question(question, deps.kb, video["duration_s"], deps.ctx)
     notes: list[str] = []
     trace = [f"rules: {the_plan.question_type}, targets {the_plan.targets or 'none'}"]
     if the_plan.follow_up is not None:
@@ -76,8 +74,13 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
         the_plan, note = _refine_with_vlm(the_plan, question, video, deps)
         trace.append(note)
     window = _initial_window(the_plan, video)
+    asked = asked_classes(the_plan, deps.kb, deps.ctx, deps.vlm)
+    unchecked = [a.id or a.phrase for a in asked if not a.checkable]
+    if unchecked:
+        trace.append(f"the backend cannot check {unchecked}: declared, not searched")
     return {
         "plan": the_plan.model_dump(),
+        "asked": [a.model_dump() for a in asked],
         "window": window,
         "query": the_plan.query,
         "step": 0,
@@ -98,14 +101,9 @@ def _initial_window(the_plan: Plan, video: dict[str, Any]) -> dict[str, float]:
     start_s = the_plan.start_s if the_plan.start_s is not None else 0.0
     end_s = the_plan.end_s if the_plan.end_s is not None else duration_s
     # Past the end stays past the end (route_plan answers it); otherwise clamp to the video.
-    if _past_end(start_s, duration_s):
+    if past_end(start_s, duration_s):
         return {"start_s": start_s, "end_s": max(end_s, start_s)}
     return {"start_s": start_s, "end_s": min(end_s, duration_s)}
-
-
-def _past_end(start_s: float, duration_s: float) -> bool:
-    # A still image lasts 0 s: a window starting at 0 is inside it.
-    return start_s > duration_s or (start_s == duration_s and duration_s > 0)
 
 
 def _resolve_follow_up(the_plan: Plan, history: list[dict[str, Any]]) -> tuple[Plan, str]:
@@ -161,11 +159,25 @@ def route_plan(state: AgentState) -> Literal["retrieve", "answer"]:
     """Straight to the answer when there is nothing to search: past the end, or a follow-up
     that the previous answer already settles (or cannot, having no evidence)."""
     the_plan = _plan(state)
-    if _past_end(state["window"]["start_s"], state["video"]["duration_s"]):
+    if past_end(state["window"]["start_s"], state["video"]["duration_s"]):
         return "answer"
     if the_plan.follow_up == "duration" or "no_history" in (state.get("notes") or []):
         return "answer"
+    if not _checkable_asked(state) and _asked(state):
+        return "answer"  # nothing asked can be checked: declare it, search nothing
     return "retrieve"
+
+
+def _asked(state: AgentState) -> list[AskedClass]:
+    return [AskedClass.model_validate(a) for a in state.get("asked") or []]
+
+
+def _checkable_asked(state: AgentState) -> list[AskedClass]:
+    return [a for a in _asked(state) if a.checkable]
+
+
+def _unchecked_ids(state: AgentState) -> set[str]:
+    return {a.id for a in _asked(state) if not a.checkable and a.id}
 
 
 # --- retrieve ---------------------------------------------------------------------------------
@@ -187,11 +199,15 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     if step == 1 and the_plan.anchor is not None:
         window, note = _anchor_window(the_plan, window, all_detections, deps.kb, video)
         notes += [note] if note else []
-    labels = _wanted_labels(the_plan, state.get("tried") or [], deps.kb)
+    labels = _wanted_labels(the_plan, deps.kb, _unchecked_ids(state))
+    # A behavior that names no class (asked of a VLM) is not any detected class.
+    names_none = not labels and the_plan.unmatched() is not None
     detections = [
         d
         for d in all_detections
-        if (not labels or label_key(d["label"]) in labels) and _overlaps(d, window)
+        if not names_none
+        and (not labels or label_key(d["label"]) in labels)
+        and _overlaps(d, window)
     ]
     detections, note = _only_subject(detections, the_plan)
     if note and note not in notes:
@@ -240,16 +256,15 @@ def _overlaps(item: dict[str, Any], window: dict[str, float]) -> bool:
     return spans_overlap(item["start_s"], item["end_s"], window["start_s"], window["end_s"])
 
 
-def _wanted_labels(the_plan: Plan, tried: list[str], kb: Any) -> set[str]:
-    """Target ids; else every class of the asked kinds; empty = any label."""
-    labels = set(the_plan.targets)
-    if not labels and the_plan.kinds:
+def _wanted_labels(the_plan: Plan, kb: Any, unchecked: set[str]) -> set[str]:
+    """The checkable target ids; else every class of the asked kinds; empty = any label.
+
+    Only the asked classes count: a re-query with synonyms changes the search text, never the
+    classes accepted as the answer (another class is another answer to another question).
+    """
+    labels = {t for t in the_plan.targets if t not in unchecked}
+    if not the_plan.targets and the_plan.kinds:
         labels = {i for kind in the_plan.kinds for i in kb.ids(kind)}
-    if "synonyms" in tried and the_plan.targets:
-        # Re-query: classes the KB finds for the targets' synonyms (near paraphrases).
-        for target in the_plan.targets:
-            for synonym in kb.get(target).synonyms[:3]:
-                labels |= {m.id for m in kb.match(synonym, k=2) if m.score >= 0.75}
     return {label_key(label) for label in labels}
 
 
@@ -478,29 +493,14 @@ def verify(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
 
 
 def _supported(state: AgentState, the_plan: Plan, deps: AgentDeps) -> bool:
-    if _events(state, deps.ctx):
+    if state_events(state, deps.ctx):
         return True
-    names = _target_names(the_plan, deps.kb)
+    names = target_names(the_plan, deps.kb)
     if any(says_present(f.get("data"), names) for f in state.get("findings") or []):
         return True
     # Open questions are answered by whatever the clips show, captions included.
     open_question = the_plan.question_type in {"what", "describe"} and not the_plan.targets
     return open_question and any(h.get("caption") for h in state.get("hits") or [])
-
-
-def _events(state: AgentState, ctx: Context) -> list[Event]:
-    """The retrieved detections merged into events (the rule reports and evaluation use)."""
-    detections = [Detection.model_validate(d) for d in state.get("detections") or []]
-    return merge_detections(detections, float(state["video"]["duration_s"]), ctx)
-
-
-def _target_names(the_plan: Plan, kb: Any) -> list[str]:
-    """Every way the targets are named (id, name, synonyms): what a VLM's label may say."""
-    names: list[str] = []
-    for target in the_plan.targets:
-        item = kb.get(target)
-        names += [target, item.name, *item.synonyms]
-    return names
 
 
 def _next_strategy(state: AgentState, the_plan: Plan) -> Strategy | None:
@@ -558,175 +558,26 @@ def answer(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     deps, video, the_plan = runtime.context, state["video"], _plan(state)
     _emit(runtime, "answer", "writing the answer")
     clips = [_as_dict(c) for c in deps.index.clips(video["sha256"])] if deps.index else []
-    text, evidence = _compose(state, the_plan, deps, clips)
+    composed = compose(state, the_plan, deps, clips)
+    text = composed.text
     notes = [n for n in state.get("notes") or [] if n != "no_history"]
     if notes:
         text = text + " " + " ".join(notes)
     models = model_provenance(deps.vlm)
-    reply = Answer(answer=text, evidence=evidence, backend=models.backend, model_id=models.model_id)
+    reply = Answer(
+        answer=text,
+        found=composed.found,
+        evidence=composed.evidence,
+        other_evidence=composed.other_evidence,
+        asked=_asked(state),
+        backend=models.backend,
+        model_id=models.model_id,
+    )
     turn = {
         "sha256": video["sha256"],
         "question": state["question"],
         "plan": state["plan"],
         "answer": text,
-        "evidence": [e.model_dump() for e in evidence],
+        "evidence": [e.model_dump() for e in composed.evidence],
     }
     return {"answer": reply.model_dump(), "history": [turn]}
-
-
-def _compose(
-    state: AgentState, the_plan: Plan, deps: AgentDeps, clips: list[dict]
-) -> tuple[str, list[Evidence]]:
-    video, kb = state["video"], deps.kb
-    duration_s = float(video["duration_s"])
-    window = state.get("window") or _whole(video)
-    if _past_end(window["start_s"], duration_s):
-        return say.past_end_answer(the_plan, duration_s), []
-    if "no_history" in (state.get("notes") or []):
-        return (
-            "There is no earlier answer in this conversation to follow up on; "
-            "please ask the full question."
-        ), []
-    if the_plan.follow_up == "duration":
-        return _duration_follow_up(state, the_plan, kb, duration_s)
-    events = _events(state, deps.ctx)
-    where = say.window_words(the_plan, window, duration_s)
-    chosen = say.pick_occurrence(events, the_plan)
-    limit = say.MAX_COUNTED_EVIDENCE if the_plan.question_type == "how_many" else say.MAX_EVIDENCE
-    describer = _describer(deps, video)
-    evidence = [say.detection_evidence(e, video, kb, clips, describer) for e in chosen[:limit]]
-    if not evidence:
-        evidence = _vlm_evidence(state, the_plan, deps)
-    text = _wording(state, the_plan, events, chosen, evidence, where, deps)
-    asked = _asked_window(the_plan, duration_s)
-    if asked is not None and any(not _overlaps(e.model_dump(), asked) for e in evidence):
-        text = (
-            f"Nothing {say.window_words(the_plan, asked, duration_s)} itself; "
-            f"the search was widened and found: {text}"
-        )
-    return text, evidence
-
-
-def _asked_window(the_plan: Plan, duration_s: float) -> dict[str, float] | None:
-    """The window the question itself named ("between 1:00 and 2:00"), if any."""
-    if not the_plan.has_window() or the_plan.follow_up is not None:
-        return None
-    start_s = the_plan.start_s or 0.0
-    end_s = min(the_plan.end_s if the_plan.end_s is not None else duration_s, duration_s)
-    return {"start_s": start_s, "end_s": end_s}
-
-
-def _duration_follow_up(
-    state: AgentState, the_plan: Plan, kb: Any, duration_s: float
-) -> tuple[str, list[Evidence]]:
-    previous = next(t for t in reversed(state.get("history") or []) if t.get("evidence"))
-    focus = Evidence.model_validate(previous["evidence"][0])
-    length_s = focus.end_s - focus.start_s
-    text = (
-        f"{say.class_name(kb, focus.label).capitalize()} lasted {length_s:.1f} s "
-        f"({say.span(focus.start_s, focus.end_s, duration_s)})."
-    )
-    return text, [focus]
-
-
-def _describer(deps: AgentDeps, video: dict[str, Any]) -> str:
-    """The model that described the video's clips at indexing, as its index record names it."""
-    record = getattr(deps.index, "video", None)
-    record = record(video["sha256"]) if callable(record) else None
-    named = (getattr(record, "settings", None) or {}).get("vlm") if record else None
-    return str(named) if named else "a vision-language model"
-
-
-def _vlm_evidence(state: AgentState, the_plan: Plan, deps: AgentDeps) -> list[Evidence]:
-    """Clip-level evidence from VLM findings that say the behavior is there."""
-    kb, model = deps.kb, vlm_label(deps.vlm) if deps.vlm is not None else "the VLM"
-    label = the_plan.targets[0] if the_plan.targets else "observation"
-    kind = kb.get(label).kind if the_plan.targets else "observation"
-    findings = state.get("findings") or []
-    if the_plan.targets:
-        names = _target_names(the_plan, kb)
-        findings = [f for f in findings if says_present(f.get("data"), names)]
-    else:
-        findings = [f for f in findings if say.model_words(f)]
-    return [say.clip_evidence(f, state["video"], label, kind, kb, model) for f in findings[:3]]
-
-
-def _wording(
-    state: AgentState,
-    the_plan: Plan,
-    events: list[Event],
-    chosen: list[Event],
-    evidence: list[Evidence],
-    where: str,
-    deps: AgentDeps,
-) -> str:
-    kb, duration_s = deps.kb, float(state["video"]["duration_s"])
-    kind = the_plan.question_type
-    wanted = say.names(kb, the_plan.targets)
-    if kind == "how_many":
-        return say.how_many_answer(events, the_plan, kb, where)
-    if kind == "compare" and len(the_plan.targets) >= 2:
-        return say.compare_answer(events, the_plan, kb, where)
-    if not events:
-        return _nothing_found(state, the_plan, evidence, wanted, where, deps)
-    if kind == "yes_no":
-        return "Yes. " + say.when_answer(chosen, the_plan, kb, duration_s)
-    if kind in {"when", "compare"} and the_plan.targets:
-        return say.when_answer(chosen, the_plan, kb, duration_s)
-    text = say.listing_answer(events, kb, where, duration_s)
-    model_text = _model_says(state, deps)
-    return f"{text} {model_text}".strip()
-
-
-def _nothing_found(
-    state: AgentState,
-    the_plan: Plan,
-    evidence: list[Evidence],
-    wanted: str,
-    where: str,
-    deps: AgentDeps,
-) -> str:
-    passes = state.get("step", 0)
-    searched = f"(searched {passes} time{'s' if passes != 1 else ''}, detections and clip index)"
-    model_text = _model_says(state, deps)
-    if evidence and the_plan.targets:
-        duration_s = float(state["video"]["duration_s"])
-        clips = ", ".join(say.span(e.start_s, e.end_s, duration_s) for e in evidence)
-        model = vlm_label(deps.vlm) if deps.vlm is not None else "The VLM"
-        return (
-            f"Perception detected no {wanted} {where}; {model} reports it in "
-            f"{len(evidence)} clip(s): {clips}. {model_text}"
-        ).strip()
-    if evidence and model_text:
-        return f"Perception detected nothing {where}; {model_text}"
-    if model_text and not the_plan.targets:
-        return f"{where.capitalize()}: {model_text}"
-    if the_plan.follow_up == "after_that":
-        window, duration_s = state["window"], float(state["video"]["duration_s"])
-        return (
-            f"Nothing else was detected after {say.clock(window['start_s'], duration_s)} "
-            f"(up to the end of the video at {say.clock(duration_s, duration_s)})."
-        )
-    if the_plan.question_type == "yes_no":
-        return f"No: I found no {wanted} {where} {searched}."
-    if the_plan.targets:
-        return f"I found no {wanted} {where}, so I cannot give a time {searched}."
-    return f"Nothing that I can recognise was detected {where} {searched}."
-
-
-# Characters of the VLM's own answer quoted in the reply.
-MAX_MODEL_WORDS = 300
-
-
-def _model_says(state: AgentState, deps: AgentDeps) -> str:
-    """ "<model> says: <its answer>" from the first inspected clip with words to quote.
-
-    The model's words only: any sentence or clause in which it wrote a time is left out
-    (the system cites the times it computes), and "" when nothing is left.
-    """
-    for finding in state.get("findings") or []:
-        words = say.model_words(finding)
-        if words:
-            model = vlm_label(deps.vlm) if deps.vlm is not None else "The VLM"
-            return f"{model} says: {words[:MAX_MODEL_WORDS]}"
-    return ""

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.context import Context
 from agent.state import Kind
 from agent.timefmt import parse_clock
 
@@ -23,9 +24,6 @@ FollowUp = Literal["after_that", "before_that", "duration"]
 Occurrence = Literal["first", "last", "all"]
 KINDS: tuple[Kind, ...] = ("emotion", "gesture", "action")
 
-# A behavior match must score at least this (KnowledgeBase.match scores are similarities in
-# [0, 1]); below it the words of the question name no class and the plan has no targets.
-MIN_MATCH_SCORE = 0.45
 # Other classes are kept only when they tie with the best one: "thumbs up" must not pull in
 # thumbs_down (0.91 by embedding); "happy or sad" is split and matched part by part instead.
 TIE_MARGIN = 0.01
@@ -50,6 +48,23 @@ class Anchor(BaseModel):
     relation: Literal["after", "before"]
     target: str | None = None
     text: str
+
+
+class PhraseMatch(BaseModel):
+    """How the question's words for a behavior matched the knowledge base.
+
+    `class_id` is the class they were mapped to (score >= Context.match_min_score), or None
+    when no class matches well; `closest` is the best-scoring class either way.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    phrase: str
+    class_id: str | None = None
+    closest: str | None = None
+    score: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Mapped, but below Context.match_strong_score: the answer says the match is weak.
+    weak: bool = False
 
 
 class Plan(BaseModel):
@@ -79,9 +94,20 @@ class Plan(BaseModel):
     # The text used to search the clip index.
     query: str
     source: Literal["rules", "vlm"] = "rules"
+    # How the question's words matched the knowledge base: one entry per target, plus one with
+    # no class when the question asks about a behavior (when / yes-no / how many) that no class
+    # matches well. Always made by the rules.
+    matches: list[PhraseMatch] = Field(default_factory=list)
 
     def has_window(self) -> bool:
         return self.start_s is not None or self.end_s is not None
+
+    def unmatched(self) -> PhraseMatch | None:
+        """The asked behavior that names no knowledge-base class, if any."""
+        return next((m for m in self.matches if m.class_id is None), None)
+
+    def match_of(self, class_id: str) -> PhraseMatch | None:
+        return next((m for m in self.matches if m.class_id == class_id), None)
 
 
 class MatchingKB(Protocol):
@@ -303,27 +329,75 @@ def question_type(question: str, targets: list[str]) -> QuestionType:
     return "when" if targets else "describe"
 
 
-def match_targets(text: str, kb: MatchingKB, kinds: list[Kind] | None = None) -> list[str]:
-    """Class ids the words name: the best match and others nearly as good, above a floor."""
+def phrase_of(text: str) -> str:
+    """The question's own words for a behavior: leading and trailing question words, pronouns
+    and fillers dropped ("Is she playing the piano?" -> "playing the piano")."""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", text)
+    while words and words[0].lower() in _STOP_WORDS:
+        words.pop(0)
+    while words and words[-1].lower() in _STOP_WORDS:
+        words.pop()
+    return " ".join(words)
+
+
+def match_phrases(
+    text: str, kb: MatchingKB, kinds: list[Kind] | None = None, ctx: Context | None = None
+) -> list[PhraseMatch]:
+    """How the words of `text` map to classes: the best match and others nearly as good, each
+    at least `ctx.match_min_score`, and per part for split phrases ("happy or sad"). When the
+    best match is below the floor, one entry without a class (the closest one named)."""
+    ctx = ctx or Context()
     content = _content_words(text)
     if not content:
         return []
-    matches = kb.match(content, k=5, kinds=list(kinds) if kinds else None)
-    if not matches or matches[0].score < MIN_MATCH_SCORE:
-        return []
+    wanted_kinds = list(kinds) if kinds else None
+    matches = kb.match(content, k=5, kinds=wanted_kinds)
+    phrase = phrase_of(text) or content
+    if not matches or matches[0].score < ctx.match_min_score:
+        closest = matches[0] if matches else None
+        return [
+            PhraseMatch(
+                phrase=phrase,
+                closest=closest.id if closest else None,
+                score=_score(closest.score) if closest else 0.0,
+            )
+        ]
     best = matches[0].score
-    ids = [m.id for m in matches if m.score >= best - TIE_MARGIN]
+    found = [(phrase, m) for m in matches if m.score >= best - TIE_MARGIN]
     # Split phrases ("happy or sad") are matched one by one, in the question's order.
     pieces = re.split(r"\b(?:or|and|versus|vs|than)\b", text, flags=re.I)
-    parts = [_content_words(p) for p in pieces if _content_words(p)]
+    parts = [p for p in pieces if _content_words(p)]
     if len(parts) > 1:
         by_part = []
         for part in parts:
-            found = kb.match(part, k=1, kinds=list(kinds) if kinds else None)
-            if found and found[0].score >= MIN_MATCH_SCORE:
-                by_part.append(found[0].id)
-        ids = by_part + ids
-    return list(dict.fromkeys(ids))
+            top = kb.match(_content_words(part), k=1, kinds=wanted_kinds)
+            if top and top[0].score >= ctx.match_min_score:
+                by_part.append((phrase_of(part) or _content_words(part), top[0]))
+        found = by_part + found
+    result: dict[str, PhraseMatch] = {}
+    for words, match in found:
+        result.setdefault(
+            match.id,
+            PhraseMatch(
+                phrase=words,
+                class_id=match.id,
+                closest=match.id,
+                score=_score(match.score),
+                weak=match.score < ctx.match_strong_score,
+            ),
+        )
+    return list(result.values())
+
+
+def _score(value: float) -> float:
+    return round(min(max(float(value), 0.0), 1.0), 4)
+
+
+def match_targets(
+    text: str, kb: MatchingKB, kinds: list[Kind] | None = None, ctx: Context | None = None
+) -> list[str]:
+    """Class ids the words name (see `match_phrases`), best first; empty when none matches."""
+    return [m.class_id for m in match_phrases(text, kb, kinds, ctx) if m.class_id]
 
 
 def _subject(question: str) -> Subject | None:
@@ -337,13 +411,13 @@ def _subject(question: str) -> Subject | None:
     return Subject(text=f"the {noun_text} on the {side_word}", side=side_word)  # type: ignore[arg-type]
 
 
-def _anchor(question: str, kb: MatchingKB) -> tuple[Anchor | None, str]:
+def _anchor(question: str, kb: MatchingKB, ctx: Context) -> tuple[Anchor | None, str]:
     match = _ANCHOR.search(question)
     if not match:
         return None, question
     relation_word, clause = match.groups()
     relation = "after" if relation_word.lower() in {"after", "once"} else "before"
-    targets = match_targets(clause, kb, kinds=None)
+    targets = match_targets(clause, kb, kinds=None, ctx=ctx)
     anchor = Anchor(relation=relation, target=targets[0] if targets else None, text=clause.strip())
     return anchor, _cut(question, match)
 
@@ -356,8 +430,19 @@ def follow_up_of(question: str) -> FollowUp | None:
     return None
 
 
-def plan_question(question: str, kb: MatchingKB, duration_s: float | None = None) -> Plan:
-    """The rule-based plan for one question (pure: no model, no video access)."""
+# Questions after one behavior: their words name it, so words that match no class are a
+# behavior the knowledge base does not know (open "what" and "describe" questions are not).
+SPECIFIC_QUESTIONS = frozenset({"when", "how_many", "yes_no", "compare"})
+
+
+def plan_question(
+    question: str, kb: MatchingKB, duration_s: float | None = None, ctx: Context | None = None
+) -> Plan:
+    """The rule-based plan for one question (pure: no model, no video access).
+
+    `ctx` gives the match thresholds (`match_min_score`, `match_strong_score`).
+    """
+    ctx = ctx or Context()
     follow_up = follow_up_of(question)
     if follow_up is not None:
         question_kind: QuestionType = "when" if follow_up == "duration" else "what"
@@ -368,13 +453,16 @@ def plan_question(question: str, kb: MatchingKB, duration_s: float | None = None
             query=question.strip(),
         )
     start_s, end_s, at_s, rest = parse_time_window(question, duration_s)
-    anchor, rest = _anchor(rest, kb)
+    anchor, rest = _anchor(rest, kb, ctx)
     subject = _subject(rest)
     if subject is not None:
         rest = _SUBJECT.sub(" ", rest)
     kinds = [kind for kind, pattern in _KIND_WORDS.items() if pattern.search(rest)]
-    targets = match_targets(rest, kb, kinds=None)
+    matches = match_phrases(rest, kb, kinds=None, ctx=ctx)
+    targets = [m.class_id for m in matches if m.class_id]
     kind_of_question = question_type(question, targets)
+    if not targets and (kinds or kind_of_question not in SPECIFIC_QUESTIONS):
+        matches = []  # open questions: leftover words are context, not an asked behavior
     occurrence: Occurrence = "all"
     if _LAST.search(question):
         occurrence = "last"
@@ -394,6 +482,7 @@ def plan_question(question: str, kb: MatchingKB, duration_s: float | None = None
         count_people=bool(_PEOPLE.search(question)),
         wants_duration=bool(_HOW_LONG.search(question)),
         query=_content_words(rest) or question.strip(),
+        matches=matches,
     )
 
 
@@ -414,8 +503,9 @@ def refine_plan(rule_plan: Plan, data: dict | None, known_ids: set[str]) -> tupl
     if not isinstance(data, dict):
         return rule_plan, "the model's plan was not JSON; the rule-based plan stands"
     merged = {**rule_plan.model_dump(), **data, "source": "vlm"}
-    merged.pop("follow_up", None)
+    # Follow-ups and how the words matched the knowledge base are the rules' own findings.
     merged["follow_up"] = rule_plan.follow_up
+    merged["matches"] = rule_plan.model_dump()["matches"]
     try:
         plan = Plan.model_validate(merged)
     except ValidationError as error:
@@ -424,5 +514,7 @@ def refine_plan(rule_plan: Plan, data: dict | None, known_ids: set[str]) -> tupl
     targets = [t for t in plan.targets if t in known_ids]
     if plan.targets and not targets:
         targets = rule_plan.targets
-    plan = plan.model_copy(update={"targets": targets})
+    kept = set(targets)
+    matches = [m for m in rule_plan.matches if (m.class_id in kept) or not (m.class_id or kept)]
+    plan = plan.model_copy(update={"targets": targets, "matches": matches})
     return plan, "plan refined by the model"

@@ -19,11 +19,13 @@ from agent.events import label_key, spans_overlap
 from agent.report_events import label_totals, notable_moments, report_events, timelines
 from agent.report_frames import KeyFrameRenderer
 from agent.report_model import (
+    KINDS,
     KnowledgeEntry,
     ReportData,
     ReportEvent,
     ReportVideo,
     Segment,
+    UncheckedClass,
 )
 from agent.report_narrative import write_narratives
 from agent.report_provenance import provenance
@@ -112,6 +114,7 @@ def assemble_report(
         notable=notable_moments(events, ctx.report_strong_confidence),
         segments=_segments(clips, events),
         knowledge=_knowledge(kb, events),
+        not_checkable=not_checkable(kb, ctx, vlm),
         colors=colors,
     )
     _add_charts(data)
@@ -198,6 +201,37 @@ def _emit(progress: Progress | None, stage: str, done: int, total: int, message:
 
 
 # --- knowledge base ---------------------------------------------------------------------
+
+
+def not_checkable(kb: Any, ctx: Context, vlm: Any = None) -> list[UncheckedClass]:
+    """Every class the offline perception rules cannot check (`agent.capabilities`), by kind.
+
+    With a VLM loaded, such a class can still appear in the report, but only where the model's
+    clip descriptions name it; the reason says so.
+    """
+    from agent.capabilities import capability, installed_tasks
+
+    if kb is None or not hasattr(kb, "ids"):
+        return []
+    tasks = installed_tasks(ctx)
+    unchecked = []
+    for class_id in kb.ids():
+        item = kb.get(class_id)
+        if not hasattr(item, "perception"):
+            continue  # a knowledge base without perception specs says nothing either way
+        found = capability(item, ctx, tasks)
+        if found.checkable:
+            continue
+        reason = found.reason
+        if vlm is not None:
+            reason += "; only the vision-language model's clip descriptions can report it"
+        unchecked.append(
+            UncheckedClass(
+                id=class_id, kind=str(item.kind), name=item.name, status=found.status, reason=reason
+            )
+        )
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    return sorted(unchecked, key=lambda u: (order.get(u.kind, len(order)), u.id))
 
 
 def _default_kb() -> Any:

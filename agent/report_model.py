@@ -128,6 +128,19 @@ class Provenance(Record):
     index_settings: dict[str, Any] = {}
 
 
+class UncheckedClass(Record):
+    """A knowledge-base class the backend behind the report could not check, and why: its
+    absence from the report says nothing about the recording."""
+
+    id: str
+    kind: str
+    name: str
+    # agent.capabilities status: `none` (no rule, or its learned model is not installed) or
+    # `off` (switched off by calibration).
+    status: str
+    reason: str
+
+
 class ReportData(Record):
     """Everything a report shows; the writers only lay it out."""
 
@@ -142,6 +155,8 @@ class ReportData(Record):
     notable: list[NotableMoment] = []
     segments: list[Segment] = []
     knowledge: dict[str, KnowledgeEntry] = {}
+    # Knowledge-base classes the offline perception rules could not check for this report.
+    not_checkable: list[UncheckedClass] = []
     # Colour (#rrggbb) of each label, shared by the charts and the HTML.
     colors: dict[str, str] = {}
     # Image keys of the charts (`timeline`, `totals`) in `images`.

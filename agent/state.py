@@ -6,7 +6,7 @@ Everything here is plain data: paths, ids, seconds, text. Times are float second
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Kind = Literal["emotion", "gesture", "action"]
 
@@ -67,14 +67,54 @@ class Evidence(Record):
     clip_id: int | None = None
 
 
+class AskedClass(Record):
+    """A behavior the question asks about: the class it was mapped to, how well, and whether
+    the backend that answered can check it."""
+
+    # Knowledge-base class id; None when the question's words match no class well.
+    id: str | None
+    # The class name, else the question's own words.
+    name: str
+    # The question's words for it ("playing the piano").
+    phrase: str = ""
+    # KnowledgeBase.match score of the mapping (or of the closest class, when `id` is None).
+    match_score: float | None = None
+    # Mapped below Context.match_strong_score: the answer calls the match weak.
+    weak: bool = False
+    # The closest class when `id` is None.
+    closest: str | None = None
+    checkable: bool = True
+    # Why the backend cannot check it (empty when it can).
+    reason: str = ""
+
+
 class Answer(Record):
-    """The agent's reply: a direct answer in plain language plus the evidence behind it."""
+    """The agent's reply: a direct answer in plain language plus the evidence behind it.
+
+    `evidence` supports the answer to the question as asked: when the asked behavior was not
+    seen it is empty and `found` is false; what was seen instead is in `other_evidence`, never
+    in `evidence`.
+    """
 
     answer: str
+    # Whether the behavior asked about was seen (for open questions: whether anything was);
+    # None on construction means "decide from `evidence`".
+    found: bool | None = None
     evidence: list[Evidence] = []
+    # Other observations (other classes in the window searched, or the asked class outside
+    # the window the question named): context, not the answer.
+    other_evidence: list[Evidence] = []
+    # The behaviors the question asks about, and whether the backend could check them.
+    asked: list[AskedClass] = []
     # The backend that answered and the model it ran (`agent.provenance`), never a guess.
     backend: str = "perception"
     model_id: str = ""
+
+    @model_validator(mode="after")
+    def _found_from_evidence(self) -> "Answer":
+        if self.found is None:
+            self.found = bool(self.evidence)
+        return self
 
 
 def keep_recent_turns(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -114,6 +154,9 @@ class AgentState(TypedDict, total=False):
     # the answer must mention ("could not find when she sits down; searched the whole video").
     trace: list[str]
     notes: list[str]
+    # The behaviors the question asks about (AskedClass dumps, made by the plan node); those the
+    # active backend cannot check are declared in the answer, never searched for.
+    asked: list[dict[str, Any]]
     # The reply of this turn (Answer.model_dump()).
     answer: dict[str, Any]
     # Earlier turns of this thread: question, plan, answer, evidence (for follow-ups).

@@ -14,6 +14,13 @@ class FakeMatch:
     score: float
 
 
+@dataclass(frozen=True)
+class FakePerception:
+    """A landmark rule that needs no learned model (so `agent.capabilities` says "rule")."""
+
+    detector: str = "fake_rule"
+
+
 @dataclass
 class FakeClass:
     id: str
@@ -21,6 +28,8 @@ class FakeClass:
     name: str
     synonyms: list[str]
     definition: str
+    # None = no offline rule can observe it (capabilities: not checkable offline).
+    perception: FakePerception | None = field(default_factory=FakePerception)
 
 
 CLASSES = [
@@ -65,6 +74,14 @@ CLASSES = [
         "wave",
         ["waving", "waves"],
         "An open hand moved side to side, usually a greeting.",
+    ),
+    FakeClass(
+        "play_instrument",
+        "action",
+        "Playing an instrument",
+        ["playing the piano", "piano", "guitar"],
+        "Producing music with a musical instrument.",
+        perception=None,
     ),
 ]
 

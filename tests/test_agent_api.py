@@ -54,7 +54,9 @@ def video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def service(home: Path):
+def service(home: Path, monkeypatch):
+    # The double's detections are checked as their rules, whatever calibration switches off.
+    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
     made = AgentService(Context.from_env(), session_factory=SeenSession, perceiver=object())
     yield made
     made.close()
@@ -109,8 +111,21 @@ def test_cli_json_and_table(service, video, monkeypatch):
     result = runner.invoke(app, ["ask", str(video), "When does she give a thumbs up?", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"answer", "evidence", "backend"} and payload["backend"] == "perception"
+    assert set(payload) == {"answer", "found", "evidence", "other_evidence", "asked", "backend"}
+    assert payload["backend"] == "perception" and payload["found"] is True
     assert payload["evidence"][0]["start_s"] == 2.0
+    assert payload["asked"][0]["id"] == "thumbs_up" and payload["asked"][0]["checkable"] is True
+    absent = runner.invoke(app, ["ask", str(video), "When does she wave?", "--json"])
+    not_seen = json.loads(absent.stdout)
+    assert not_seen["found"] is False and not_seen["evidence"] == []
+    assert not_seen["answer"].startswith("I did not see waving in 00:00.0–00:12.0")
+    assert [e["label"] for e in not_seen["other_evidence"]] == ["thumbs_up"]
+    piano = json.loads(
+        runner.invoke(app, ["ask", str(video), "Is she playing piano?", "--json"]).stdout
+    )
+    assert piano["found"] is False and piano["evidence"] == piano["other_evidence"] == []
+    assert piano["answer"].startswith("The offline backend cannot recognise playing piano")
+    assert piano["asked"][0]["checkable"] is False
     table = runner.invoke(app, ["ask", str(video), "When does he smile?"])
     assert table.exit_code == 0
     lines = table.stdout.splitlines()

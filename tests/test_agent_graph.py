@@ -236,8 +236,19 @@ def test_how_many_counts_merged_events_and_people():
 def test_nothing_found_says_so_and_invents_no_time():
     final = run("When does she wave?", deps_for())
     reply = Answer.model_validate(final["answer"])
-    assert reply.evidence == []
-    assert "found no wave" in reply.answer and "cannot give a time" in reply.answer
+    assert reply.evidence == [] and reply.found is False
+    assert reply.answer.startswith(
+        "I did not see wave in 00:00.0–00:30.0, so I cannot give a time."
+    )
+    # Other gestures seen follow, labelled as such and kept out of the evidence; the emotion
+    # (another kind than the one asked about) is not listed.
+    assert "Seen instead (other observations, not the answer): thumbs up at 00:12.0–00:16.0." in (
+        reply.answer
+    )
+    assert [(e.label, e.start_s, e.end_s) for e in reply.other_evidence] == [
+        ("thumbs_up", 12.0, 16.0)
+    ]
+    assert [(a.id, a.checkable) for a in reply.asked] == [("wave", True)]
     # Whole-video window: only the synonym re-query is left to try.
     assert final["tried"] == ["synonyms"] and final["step"] == 2
 
@@ -246,8 +257,12 @@ def test_loop_widens_an_explicit_window_and_says_where_it_found_it():
     final = run("When does she smile between 0:00 and 0:05?", deps_for())
     assert final["tried"] == ["synonyms", "neighbours", "widen"] and final["step"] == 4
     reply = Answer.model_validate(final["answer"])
-    assert [(e.start_s, e.end_s) for e in reply.evidence] == [(20.0, 25.0)]
-    assert reply.answer.startswith("Nothing between 00:00.0 and 00:05.0 itself; the search was")
+    # Not in the window asked about: the answer says so, and what the widened search found is
+    # another observation, not evidence for the question as asked.
+    assert reply.found is False and reply.evidence == []
+    assert [(e.start_s, e.end_s) for e in reply.other_evidence] == [(20.0, 25.0)]
+    assert reply.answer.startswith("I did not see happy between 00:00.0 and 00:05.0")
+    assert "Seen outside that window, when the search was widened" in reply.answer
 
 
 def test_follow_up_windows_are_never_widened():
@@ -329,7 +344,8 @@ def test_a_negation_with_a_time_is_not_presence(monkeypatch):
     assert final["reason"] != "supported"
     reply = Answer.model_validate(final["answer"])
     assert [e for e in reply.evidence if e.label == "wave"] == []
-    assert reply.answer.startswith("No: I found no wave")
+    assert reply.answer.startswith("No, not seen: I did not see wave in 00:00.0–00:30.0.")
+    assert reply.found is False
     assert_no_model_time(final, "0:05", "00:05")
 
 

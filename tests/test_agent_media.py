@@ -87,7 +87,8 @@ def test_cli_follow_up_in_a_new_process(service, library, shared_media):
     second = _cli(library, str(video), "How long did it last?", "--thread", "t1", "--json")
     assert second.returncode == 0, second.stderr
     payload = json.loads(second.stdout)
-    assert set(payload) == {"answer", "evidence", "backend"} and payload["backend"] == "perception"
+    assert set(payload) == {"answer", "found", "evidence", "other_evidence", "asked", "backend"}
+    assert payload["backend"] == "perception" and payload["found"] is True
     assert f"lasted {span.end_s - span.start_s:.1f} s" in payload["answer"]
     assert payload["evidence"][0]["start_s"] == span.start_s
     assert "[plan] planning: How long did it last?" in second.stderr  # progress on stderr

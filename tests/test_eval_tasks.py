@@ -96,7 +96,8 @@ def test_malformed_task_names_file_line_and_problem(tmp_path, body, line, proble
     ("text", "line", "problem"),
     [
         ("media,label\na.mp4,happy\nb.mp4\n", 3, "1 cells but the header has 2 columns"),
-        ("a.mp4,happy,1,2,3\n", 1, "found 5 cells"),
+        ("a.mp4,happy,1,2,no,3\n", 1, "found 6 cells"),
+        ("a.mp4,happy,1,2,maybe\n", 1, "present must be true or false"),
         ("a.mp4,happy,1\n", 1, "give both start_s and end_s"),
         ("a.mp4,happy,2,1\n", 1, "not valid"),
         ("a.mp4,happy,x,3\n", 1, "must be seconds"),
@@ -300,6 +301,7 @@ def test_shipped_tasks_need_only_a_data_root(tmp_path):
         "mvbench",
         "nextqa",
         "ravdess",
+        "shared_media",
     ]
     for name in names:
         with pytest.raises(AnnotationError, match="--data-root"):
@@ -308,7 +310,10 @@ def test_shipped_tasks_need_only_a_data_root(tmp_path):
         (tmp_path / spec.media_root).mkdir(parents=True, exist_ok=True)
         task = load_task(name, data_root=tmp_path)
         assert task.media_root == tmp_path / spec.media_root
-        assert task.annotations_path == tmp_path / spec.annotations
+        shipped = SHIPPED_TASKS / spec.annotations  # a task may ship its own annotations
+        expected = shipped if shipped.is_file() else tmp_path / spec.annotations
+        assert task.annotations_path == expected
+    assert (SHIPPED_TASKS / "shared_media.csv").is_file()
 
 
 @pytest.mark.parametrize(
@@ -341,4 +346,4 @@ def test_command_reports_a_malformed_task_in_one_line(tmp_path):
     listed = subprocess.run([cli, "eval-tasks"], capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0
     names = [line.split()[0] for line in listed.stdout.splitlines()]
-    assert "dfew" in names and "charades_sta" in names and len(names) == 8
+    assert "dfew" in names and "shared_media" in names and len(names) == 9

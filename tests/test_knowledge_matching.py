@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli.app import app
+from agent.context import Context
 from agent.knowledge import KnowledgeBase, load_knowledge_base
+from agent.planning import plan_question
 
 # (text, acceptable class ids): everyday paraphrases a user or a caption would use, several per
 # kind. They are not copied into the synonyms; the bar is the right class in the top 3.
@@ -158,6 +160,27 @@ DESCRIPTIONS = [
     ("he gets to his feet", {"stand_up"}),
 ]
 
+# Behaviors outside the knowledge base (or inside it only as a class no offline rule checks),
+# asked as questions, with the classes the planner may map them to: a related class or none,
+# never an unrelated one that a rule could then "find" (juggling is not a fall).
+UNKNOWN_BEHAVIORS = [
+    ("Is she playing the piano?", {"play_instrument"}),
+    ("When does he bake bread?", {"cook"}),
+    ("Is he juggling?", set()),
+    ("When does he juggle?", set()),
+    ("When does he swim?", {"exercise"}),
+    ("When does she dance?", {"exercise"}),
+    ("When does he pray?", set()),
+    ("When does he sneeze?", set()),
+    ("When does he drive a car?", set()),
+    ("When does she fly a kite?", set()),
+    ("When does she knit?", set()),
+    ("When does he play chess?", set()),
+    ("When does she brush her teeth?", {"clean"}),
+    ("When does he ride a bicycle?", {"exercise"}),
+    ("When does the dog bark?", set()),
+]
+
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
@@ -244,3 +267,42 @@ def test_cli_match_json(kb, monkeypatch):
     assert len(matches) == 3 and set(matches[0]) == {"id", "kind", "score"}
     assert matches[0]["id"] == "thumbs_down" and matches[0]["kind"] == "gesture"
     assert matches[0]["score"] >= matches[1]["score"] >= matches[2]["score"]
+
+
+def test_planner_maps_paraphrases_to_their_class_above_the_floor(kb):
+    ctx = Context()
+    plans = [plan_question(text, kb, ctx=ctx) for text, _ in PARAPHRASES]
+    hits = [
+        bool(p.targets) and p.targets[0] in wanted
+        for p, (_, wanted) in zip(plans, PARAPHRASES, strict=True)
+    ]
+    weak = sum(p.matches[0].weak for p, hit in zip(plans, hits, strict=True) if hit)
+    rate = sum(hits) / len(hits)
+    print(f"planner top-1 at match_min_score {ctx.match_min_score}: {rate:.3f}, weak {weak}")
+    assert rate >= 0.9
+    for plan in plans:  # the weak flag follows the strong threshold, for every mapping
+        for match in plan.matches:
+            assert match.class_id is None or match.weak == (match.score < ctx.match_strong_score)
+
+
+@pytest.mark.parametrize(("question", "allowed"), UNKNOWN_BEHAVIORS)
+def test_unknown_behaviors_map_to_no_unrelated_class(kb, question, allowed):
+    plan = plan_question(question, kb, ctx=Context())
+    assert set(plan.targets) <= allowed, (plan.targets, plan.matches)
+    if not plan.targets:  # the asked words are kept, to be declared uncheckable
+        unmatched = plan.unmatched()
+        assert unmatched is not None and unmatched.score < Context().match_min_score
+        assert unmatched.phrase and unmatched.closest
+
+
+def test_issue_questions_map_as_documented(kb):
+    piano = plan_question("Is she playing the piano?", kb)
+    assert piano.targets == ["play_instrument"] and kb.get("play_instrument").perception is None
+    assert plan_question("When does he bake bread?", kb).targets == ["cook"]
+    makeup = plan_question("When does she apply eye make-up?", kb)
+    assert makeup.targets == ["apply_makeup"] and makeup.matches[0].weak
+    # The same question with a floor above its score names no class at all.
+    strict = plan_question(
+        "When does she apply eye make-up?", kb, ctx=Context(match_min_score=0.75)
+    )
+    assert strict.targets == [] and strict.unmatched().closest == "apply_makeup"

@@ -71,6 +71,22 @@ def test_answer_without_evidence_says_so() -> None:
     assert "ba-seek" not in page
 
 
+def test_not_found_answer_shows_other_observations_apart() -> None:
+    happy = _evidence(kind="emotion", label="happy", start_s=1.5, end_s=2.0)
+    reply = Answer(
+        answer="I did not see sadness in 00:00.0–00:07.8, so I cannot give a time.",
+        found=False,
+        other_evidence=[happy],
+    )
+    page = render.answer_html(reply, {})
+    answer_part, _, others = page.partition("Other observations (not the answer):")
+    assert 'data-found="false"' in answer_part and "No moment in the video supports it" in (
+        answer_part
+    )
+    assert "ba-seek" not in answer_part  # no moment is offered as the answer
+    assert 'href="#t=1.500"' in others and "happy" in others
+
+
 def test_seek_link_formats_span_and_start() -> None:
     assert render.seek_link(75.4, 80.0).endswith(">01:15–01:20</a>")
     assert 'href="#t=75.400"' in render.seek_link(75.4)

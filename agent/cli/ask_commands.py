@@ -69,25 +69,39 @@ def ask_command(
     finally:
         service.close()
     if as_json:
-        print_json(
-            {
-                "answer": reply.answer,
-                "evidence": [e.model_dump() for e in reply.evidence],
-                "backend": reply.backend,
-            }
-        )
+        print_json(answer_json(reply))
         return
     print_answer(reply)
 
 
+def answer_json(reply: Answer) -> dict[str, Any]:
+    """What `ask --json` prints: the answer, whether the asked behavior was found, its evidence
+    (empty when not found), other observations apart, and what was asked and checkable."""
+    return {
+        "answer": reply.answer,
+        "found": reply.found,
+        "evidence": [e.model_dump() for e in reply.evidence],
+        "other_evidence": [e.model_dump() for e in reply.other_evidence],
+        "asked": [a.model_dump() for a in reply.asked],
+        "backend": reply.backend,
+    }
+
+
 def print_answer(reply: Answer) -> None:
-    """The answer, then a table of its evidence with mm:ss times."""
+    """The answer, then tables of its evidence and of other observations, with mm:ss times."""
     typer.echo(reply.answer)
-    if not reply.evidence:
+    _print_evidence(reply.evidence, "")
+    _print_evidence(reply.other_evidence, "Other observations (not the answer):")
+
+
+def _print_evidence(evidence: list, title: str) -> None:
+    if not evidence:
         return
     typer.echo("")
+    if title:
+        typer.echo(title)
     typer.echo(f"{'#':>2}  {'start':>7}  {'end':>7}  {'kind':<8} {'label':<16} {'conf':>5}  why")
-    for number, item in enumerate(reply.evidence, start=1):
+    for number, item in enumerate(evidence, start=1):
         why = (
             item.rationale
             if len(item.rationale) <= RATIONALE_WIDTH

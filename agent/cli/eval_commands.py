@@ -64,10 +64,12 @@ def eval_command(
         return
     for key, value in result.metrics.items():
         if isinstance(value, float):
-            typer.echo(f"{key:<14} {value:.4f}")
+            typer.echo(f"{key:<20} {value:.4f}")
         elif isinstance(value, (int, str)):
-            typer.echo(f"{key:<14} {value}")
-    typer.echo(f"{'results':<14} {out_dir}")
+            typer.echo(f"{key:<20} {value}")
+        elif value is None and key == "false_claim_rate":
+            typer.echo(f"{key:<20} n/a (no negative item could be checked)")
+    typer.echo(f"{'results':<20} {out_dir}")
 
 
 @app.command("eval-tasks")

@@ -29,7 +29,8 @@ class AnnotationError(BehaviorAgentError):
 class Item(BaseModel):
     """One benchmark item as read from an annotation file (labels still in the dataset's names).
 
-    classification: `label`, and optionally the segment `start_s`..`end_s` to look at;
+    classification: `label`, and optionally the segment `start_s`..`end_s` to look at; a
+    *negative* item (`negative`) names a class that is NOT present there (abstention test);
     grounding: `query`, and the gold span `start_s`..`end_s` inside the whole video;
     mcq: `question`, `options` and the gold option index `answer`.
     """
@@ -45,31 +46,49 @@ class Item(BaseModel):
     query: str | None = None
     options: list[str] = []
     answer: int | None = None
+    negative: bool = False
 
     def key(self) -> str:
         """Stable identity of the item (its content, not its position), for the result cache."""
         payload = self.model_dump(include={"media", "label", "start_s", "end_s", "query"})
         payload["options"] = self.options
         payload["answer"] = self.answer
+        if self.negative:  # only then: the keys of positive items stay as they were
+            payload["negative"] = True
         text = json.dumps(payload, sort_keys=True, ensure_ascii=False)
         return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-CLASSIFICATION_COLUMNS = ("media", "label", "start_s", "end_s")
+CLASSIFICATION_COLUMNS = ("media", "label", "start_s", "end_s", "present")
+# Values of the `present` column: false marks a negative item (the class is not there).
+PRESENT_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 GROUNDING_COLUMNS = ("media", "query", "start_s", "end_s")
 
 
 def read_classification_csv(path: Path, media_root: Path) -> list[Item]:
-    """`media,label[,start_s,end_s]` rows; a header row is optional; `#` lines are comments."""
+    """`media,label[,start_s,end_s[,present]]` rows; a header row is optional; `#` lines are
+    comments. `present` false (`false`/`no`/`0`) makes a negative item: the label's class is
+    not in that span, and any detection of it is a false claim."""
     items = []
     for line, row in _csv_rows(path, CLASSIFICATION_COLUMNS, required=2):
         media, label = row["media"], row["label"]
         if not label:
             raise AnnotationError.at(path, line, "the label column is empty")
         start_s, end_s = _span(path, line, row.get("start_s"), row.get("end_s"), optional=True)
+        present = (row.get("present") or "true").strip().lower()
+        if present not in PRESENT_VALUES:
+            raise AnnotationError.at(
+                path, line, f"present must be true or false (yes/no, 1/0), got {present!r}"
+            )
         items.append(
             make_item(
-                media, media_root, f"{path}:{line}", label=label, start_s=start_s, end_s=end_s
+                media,
+                media_root,
+                f"{path}:{line}",
+                label=label,
+                start_s=start_s,
+                end_s=end_s,
+                negative=not PRESENT_VALUES[present],
             )
         )
     return items

@@ -141,6 +141,12 @@ def mcq_metrics(gold: Sequence[int], predictions: Sequence[int | None]) -> dict[
     return {"accuracy": accuracy(gold, predictions)}
 
 
+def false_claim_rate(false_claims: int, checked: int) -> float | None:
+    """Share of negative items (the class is not there) on which the class was claimed, over
+    the items the backend could check; None when it could check none."""
+    return false_claims / checked if checked else None
+
+
 def _check_lengths(gold: Sequence[object], predictions: Sequence[object]) -> None:
     if len(gold) != len(predictions):
         raise ValueError(f"{len(gold)} gold labels but {len(predictions)} predictions")

@@ -38,9 +38,12 @@ _LETTER_AFTER = re.compile(
 
 
 # What became of an item: a prediction, a model answer that could not be read, nothing
-# detected to answer from (perception saw no person or behavior of the task's kind), or an
-# error. Only "predicted" can score as right; the others are counted apart and scored wrong.
-OUTCOMES = ("predicted", "unparsed", "no_detection", "failed")
+# detected to answer from (perception saw no person or behavior of the task's kind), an item
+# whose class the backend cannot check (negative items: neither a claim nor an abstention), or
+# an error. Only "predicted" can score as right; the others are counted apart.
+OUTCOMES = ("predicted", "unparsed", "no_detection", "uncheckable", "failed")
+# The prediction of a negative item when the class was not detected: the right abstention.
+ABSENT = "absent"
 
 
 @dataclass
@@ -186,9 +189,11 @@ class PerceptionPredictor:
         )
 
     def _classify(self, task: Task, item: Item) -> Prediction:
+        if item.negative:
+            return self._check_absent(task, item)
         events = self.events(item.path, folder_fps(task))
         label, score, totals = label_from_detections(
-            events, task.spec.kind or "", task.scored_labels, item.start_s, item.end_s
+            events, task.kind_of(item), task.labels_for(item), item.start_s, item.end_s
         )
         # The "model text" of perception: every event in the item's span, of any kind.
         raw = json.dumps(
@@ -200,6 +205,31 @@ class PerceptionPredictor:
         )
         outcome = "predicted" if label is not None else "no_detection"
         return Prediction(label, raw, score, {"totals": totals, "events": len(events)}, outcome)
+
+    def _check_absent(self, task: Task, item: Item) -> Prediction:
+        """A negative item: `absent` unless the decision rule, restricted to the item's class,
+        finds that class in the span (a false claim); a class the offline backend cannot check
+        (`agent.capabilities`) is `uncheckable`, never guessed either way."""
+        from agent.capabilities import capability
+
+        class_id = task.gold(item)
+        can = capability(self.kb.get(class_id), self.ctx)
+        if not can.checkable:
+            return Prediction(None, "", None, {"why": can.reason}, outcome="uncheckable")
+        events = self.events(item.path, folder_fps(task))
+        kind = task.kind_of(item)
+        claimed, score, totals = label_from_detections(
+            events, kind, [class_id], item.start_s, item.end_s
+        )
+        raw = json.dumps(
+            [
+                e.model_dump(include={"kind", "label", "start_s", "end_s", "confidence"})
+                for e in events
+                if e.label == class_id and _in_span(e, item.start_s, item.end_s)
+            ]
+        )
+        details = {"totals": totals, "rule": can.rule, "capability": can.status}
+        return Prediction(claimed or ABSENT, raw, score if claimed else None, details)
 
     def events(self, path: str, fps: float = 25.0) -> list[Event]:
         """The events of a still, or of a whole video or frame folder at ctx.sample_fps.
@@ -235,19 +265,16 @@ def folder_fps(task: Task) -> float:
     return float(task.spec.options.get("fps", 25.0))
 
 
-# A query must name a knowledge-base class at least this surely for detections to answer it.
-MIN_CLASS_MATCH = 0.6
-
-
 def _ground_with_index(
     ctx: Context, kb: Any, item: Item, *, perceiver: Any = None, vlm: Any = None
 ):
     """Grounding through the clip index, the agent's retrieval path.
 
     The video is indexed once (and reused from the library after). When the query names a
-    knowledge-base class (`kb.match` score >= MIN_CLASS_MATCH) that was detected in the video,
+    knowledge-base class (`kb.match` score >= ctx.match_min_score) that was detected in the video,
     the answer is that class's strongest event (confidence x seconds; events are merged as
-    everywhere, `agent.events`); otherwise the top-1 clip of a text search.
+    everywhere, `agent.events`); otherwise the top-1 clip of a text search. The floor is the
+    planner's (`Context.match_min_score`).
     """
     from agent.index import ClipIndex
     from agent.indexing import index_video
@@ -257,7 +284,7 @@ def _ground_with_index(
     query = item.query or ""
     events = merge_detections(index.detections(record.sha256), record.duration_s, ctx)
     for match in kb.match(query, k=3):
-        if match.score < MIN_CLASS_MATCH:
+        if match.score < ctx.match_min_score:
             break
         found = [e for e in events if label_key(e.label) == label_key(match.id)]
         if found:
@@ -294,10 +321,12 @@ class VLMPredictor:
 
     def predict(self, task: Task, item: Item) -> Prediction:
         frames, info = self._frames(task, item)
+        if task.type == "classification" and item.negative:  # the same question, any prompt
+            return self._check_absent(task, item, frames, info)
         if task.spec.prompt:
             return self._with_task_prompt(task, item, frames, info)
         if task.type == "classification":
-            return self._classify(task, frames, info)
+            return self._classify(task, item, frames, info)
         if task.type == "grounding":
             reply = self.vlm.locate(item.query or "", frames, info)
             span = parse_span(reply.data, reply.text, info.duration_s)
@@ -331,13 +360,25 @@ class VLMPredictor:
         frames = sample_frames(item.path, start_s or 0.0, end_s, num_frames=count, ctx=self.ctx)
         return frames, info
 
-    def _classify(self, task: Task, frames: FrameBatch, info: VideoInfo) -> Prediction:
-        labels = task.scored_labels
+    def _classify(self, task: Task, item: Item, frames: FrameBatch, info: VideoInfo) -> Prediction:
+        labels = task.labels_for(item)
         known = [label for label in labels if label in self.kb]
         reply = self.vlm.classify(frames, info, labels, self.kb.prompt_snippet(known))
         label = parse_label(reply.data, reply.text, labels)
         score = _float((reply.data or {}).get("confidence"))
         return Prediction(label, reply.text, score)
+
+    def _check_absent(
+        self, task: Task, item: Item, frames: FrameBatch, info: VideoInfo
+    ) -> Prediction:
+        """A negative item: the model chooses between the class and `none`; `none` is the
+        right abstention, the class a false claim, anything else unparsed."""
+        class_id = task.gold(item)
+        choices = [class_id, "none"]
+        reply = self.vlm.classify(frames, info, choices, self.kb.prompt_snippet([class_id]))
+        label = parse_label(reply.data, reply.text, choices)
+        value = None if label is None else (class_id if label == class_id else ABSENT)
+        return Prediction(value, reply.text, _float((reply.data or {}).get("confidence")))
 
     def _answer(self, task: Task, item: Item, frames: FrameBatch, info: VideoInfo) -> Prediction:
         question = task_prompt(DEFAULT_PROMPTS["mcq"], task, item)
@@ -349,7 +390,7 @@ class VLMPredictor:
     ) -> Prediction:
         """The task file's own prompt, asked through `VLM.answer`; the reply's `answer` (or
         `moments` for grounding) is parsed as the type requires."""
-        labels = task.scored_labels
+        labels = task.labels_for(item) if task.type == "classification" else task.scored_labels
         snippet = self.kb.prompt_snippet([x for x in labels if x in self.kb]) if labels else ""
         reply = self.vlm.answer(task_prompt(task.spec.prompt, task, item), frames, info, snippet)
         if task.type == "classification":

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only; no display on servers and in workers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from agent.evaluation.predictors import outcome_of  # noqa: E402
+from agent.evaluation.predictors import ABSENT, outcome_of  # noqa: E402
 
 MAX_LISTED = 20
 
@@ -63,9 +63,12 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
     for key, value in scores.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             lines.append(f"| {key} | {_fmt(value)} |")
+        elif value is None and key == "false_claim_rate":
+            lines.append(f"| {key} | n/a (no negative item could be checked) |")
+    positives = [r for r in records if not r.get("negative")]
     if scores.get("per_class_recall"):
         lines += ["", "Per-class recall:", "", "| class | recall | items |", "| --- | --- | --- |"]
-        counts = {label: sum(r["gold"] == label for r in records) for label in task.scored_labels}
+        counts = {label: sum(r["gold"] == label for r in positives) for label in task.scored_labels}
         for label, recall in scores["per_class_recall"].items():
             lines.append(f"| {label} | {_fmt(recall)} | {counts.get(label, 0)} |")
     if "confusion_matrix" in scores:
@@ -78,6 +81,7 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
     if unparsed:
         lines += ["", f"## Unparsed answers ({len(unparsed)}, scored as wrong)", ""]
         lines += [f"- `{r['source']}`: {r['raw'][:160]!r}" for r in unparsed[:MAX_LISTED]]
+    lines += _negatives_section([r for r in records if r.get("negative")])
     unseen = [r for r in records if outcome_of(r) == "no_detection"]
     if unseen:
         lines += ["", f"## No detection ({len(unseen)}, scored as wrong)", ""]
@@ -102,6 +106,50 @@ def summary_markdown(task, scores: dict[str, Any], records: list[dict], run: dic
         "",
     ]
     return "\n".join(lines)
+
+
+def _negatives_section(negatives: list[dict]) -> list[str]:
+    """Negative items: each false claim (where the absent class was "found"), each class the
+    backend could not check, and how many abstained correctly."""
+    if not negatives:
+        return []
+    outcomes = [outcome_of(r) for r in negatives]
+    claims = [r for r, o in zip(negatives, outcomes, strict=True) if o == "predicted"]
+    claims = [r for r in claims if r["prediction"] != ABSENT]
+    uncheckable = [r for r, o in zip(negatives, outcomes, strict=True) if o == "uncheckable"]
+    abstained = outcomes.count("predicted") - len(claims)
+    lines = ["", f"## Negative items ({len(negatives)}: the class is not there)", ""]
+    lines.append(
+        f"{abstained} correct abstention(s), {len(claims)} false claim(s), "
+        f"{len(uncheckable)} not checkable by this backend."
+    )
+    if claims:
+        lines += ["", "False claims (the absent class was detected):", ""]
+        lines += [
+            f"- `{r['source']}`: {r['gold']} claimed in {r['media']} ({_events_text(r['raw'])})"
+            for r in claims[:MAX_LISTED]
+        ]
+    if uncheckable:
+        lines += ["", "Not checkable (neither a claim nor an abstention):", ""]
+        lines += [
+            f"- `{r['source']}`: {r['gold']} in {r['media']}: "
+            f"{(r.get('details') or {}).get('why', 'the backend cannot check this class')}"
+            for r in uncheckable[:MAX_LISTED]
+        ]
+    return lines
+
+
+def _events_text(raw: str) -> str:
+    """ "0.0–2.5 s at 0.46" for the events a claim rests on (perception's raw JSON)."""
+    try:
+        events = json.loads(raw)
+    except (TypeError, ValueError):
+        return "model answer"
+    if not isinstance(events, list) or not events:
+        return "model answer"
+    return ", ".join(
+        f"{e['start_s']:.1f}–{e['end_s']:.1f} s at {e['confidence']:.2f}" for e in events[:3]
+    )
 
 
 def _fmt(value: float | int) -> str:

@@ -23,6 +23,7 @@ from agent.errors import ConfigError
 from agent.evaluation import metrics as m
 from agent.evaluation.annotations import Item
 from agent.evaluation.predictors import (
+    ABSENT,
     Predictor,
     build_predictor,
     outcome_of,
@@ -171,23 +172,27 @@ def run_task(
 
 def score(task: Task, records: list[dict[str, Any]]) -> dict[str, Any]:
     """metrics.json contents: task, n, unparsed and no-detection items (counts and rates),
-    failed, and the metrics (every item without a prediction scores as wrong)."""
-    gold = [r["gold"] for r in records]
+    failed, and the metrics (every item without a prediction scores as wrong).
+
+    Classification metrics (WAR, UAR, ...) are over the positive items; negative items (a class
+    that is not there) are scored apart by `abstention_metrics`.
+    """
     outcomes = [outcome_of(r) for r in records]
-    predictions = [
-        r["prediction"] if outcome == "predicted" else None
-        for r, outcome in zip(records, outcomes, strict=True)
-    ]
     n = len(records)
     result: dict[str, Any] = {"task": task.name, "type": task.type, "n": n}
     for outcome in ("unparsed", "no_detection"):
         count = outcomes.count(outcome)
         result.update({outcome: count, f"{outcome}_rate": count / n if n else 0.0})
     result["failed"] = outcomes.count("failed")
+    positives = [r for r in records if not r.get("negative")]
+    gold = [r["gold"] for r in positives]
+    predictions = [r["prediction"] if outcome_of(r) == "predicted" else None for r in positives]
     if task.type == "classification":
         labels = task.scored_labels
         scores = m.classification_metrics(gold, predictions, labels)
+        result["n_positive"] = len(positives)
         result.update({k: v for k, v in scores.items() if k in task.metrics})
+        result.update(abstention_metrics([r for r in records if r.get("negative")]))
         result["per_class_recall"] = m.per_class_recall(gold, predictions, labels)
         if "confusion_matrix" in task.metrics:
             matrix, columns = m.confusion_matrix(gold, predictions, labels)
@@ -197,6 +202,25 @@ def score(task: Task, records: list[dict[str, Any]]) -> dict[str, Any]:
         result.update({k: v for k, v in scores.items() if k in task.metrics})
     else:
         result.update(m.mcq_metrics(gold, predictions))
+    return result
+
+
+def abstention_metrics(negatives: list[dict[str, Any]]) -> dict[str, Any]:
+    """Negative items: a detection of the absent class is a false claim, `absent` the right
+    abstention; items whose class the backend cannot check are counted apart (`uncheckable`),
+    as are failed and unparsed ones. The false-claim rate is over the items checked (claims +
+    abstentions); None when there were none."""
+    outcomes = [outcome_of(r) for r in negatives]
+    checked = [r for r, o in zip(negatives, outcomes, strict=True) if o == "predicted"]
+    claims = sum(r["prediction"] != ABSENT for r in checked)
+    result: dict[str, Any] = {"n_negative": len(negatives)}
+    if negatives:
+        result.update(
+            false_claims=claims,
+            correct_abstentions=len(checked) - claims,
+            uncheckable=outcomes.count("uncheckable"),
+            false_claim_rate=m.false_claim_rate(claims, len(checked)),
+        )
     return result
 
 
@@ -292,6 +316,8 @@ def predict_item(predictor: Predictor, task: Task, item: Item) -> dict[str, Any]
         "end_s": item.end_s,
         "gold": task.gold(item),
     }
+    if item.negative:
+        record["negative"] = True
     if item.query is not None:
         record["query"] = item.query
     if item.options:

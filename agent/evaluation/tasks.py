@@ -26,10 +26,10 @@ from agent.errors import BehaviorAgentError
 from agent.evaluation.adapters import ADAPTERS, GENERIC_FORMATS, read_items
 from agent.evaluation.annotations import AnnotationError, Item
 from agent.resources import load_prompt
-from agent.state import Kind
 
 TaskType = Literal["classification", "grounding", "mcq"]
 BackendName = Literal["perception", "videollama3"]
+TaskKind = Literal["emotion", "gesture", "action", "mixed"]
 METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("war", "uar", "macro_f1", "confusion_matrix"),
     "grounding": ("r1_iou0.3", "r1_iou0.5", "r1_iou0.7", "miou"),
@@ -68,8 +68,10 @@ class TaskSpec(BaseModel):
     name: str = Field(min_length=1)
     type: TaskType
     description: str = ""
-    # emotion | gesture | action: which detections answer a classification item.
-    kind: Kind | None = None
+    # emotion | gesture | action: which detections answer a classification item; `mixed`: each
+    # item is answered among the task's labels of its own class's kind (as if the file were one
+    # task per kind), for a task that covers all three.
+    kind: TaskKind | None = None
     annotations: str
     # `generic` = the generic format of the type; else a native adapter (dfew, charades_sta, ...).
     format: str = "generic"
@@ -155,14 +157,42 @@ class Task:
         return tuple(self.spec.metrics or METRICS[self.spec.type])
 
     def items(self) -> list[Item]:
-        """The items of the benchmark, read by the task's adapter."""
-        return read_items(
+        """The items of the benchmark, read by the task's adapter; the classes of negative items
+        (and every class of a `mixed` task) must be knowledge-base classes."""
+        items = read_items(
             self.spec.format,
             self.spec.type,
             self.annotations_path,
             self.media_root,
             self.spec.options,
         )
+        if self.type == "classification":
+            for item in items:
+                if item.negative or self.spec.kind == "mixed":
+                    self._check_known(item)
+        return items
+
+    def _check_known(self, item: Item) -> None:
+        label = self.gold(item)
+        if label not in _knowledge_base():
+            what = "a negative item" if item.negative else "an item of a mixed task"
+            raise AnnotationError(
+                f"{item.source}: {what} must name a knowledge-base class, and {label!r} is not "
+                "one; map it with `label_map` (`behavior-agent kb list` shows the ids)"
+            )
+
+    def kind_of(self, item: Item) -> str:
+        """The kind of detections that answer an item: the task's, or (mixed) its class's."""
+        if self.spec.kind == "mixed" or item.negative:
+            return str(_knowledge_base().get(self.gold(item)).kind)
+        return str(self.spec.kind or "")
+
+    def labels_for(self, item: Item) -> list[str]:
+        """The labels an item is answered among: the scored labels of the item's kind."""
+        if self.spec.kind != "mixed":
+            return list(self.scored_labels)
+        kind, kb = self.kind_of(item), _knowledge_base()
+        return [label for label in self.scored_labels if label in kb and kb.get(label).kind == kind]
 
     def map_label(self, label: str) -> str:
         """The knowledge-base id of a dataset label (exact, then case-insensitive match)."""
@@ -180,10 +210,17 @@ class Task:
         return item.answer
 
     def labels(self, items: list[Item]) -> list[str]:
-        """The classes scored: the task's `labels` or every mapped gold label, sorted."""
+        """The classes scored: the task's `labels` or every mapped gold label of the positive
+        items, sorted (a negative item's class is not an answer the task scores)."""
         if self.spec.labels:
             return list(self.spec.labels)
-        return sorted({self.gold(item) for item in items})
+        return sorted({self.gold(item) for item in items if not item.negative})
+
+
+def _knowledge_base():
+    from agent.knowledge import load_knowledge_base
+
+    return load_knowledge_base()
 
 
 def task_path(name_or_path: str | Path) -> Path:
@@ -215,10 +252,20 @@ def load_task(path: str | Path, data_root: str | Path | None = None) -> Task:
     return Task(
         spec=spec,
         path=path,
-        annotations_path=_resolve(base, spec.annotations),
+        annotations_path=_annotations(base, path.parent, spec.annotations),
         media_root=media_root,
         label_map=_label_map(spec),
     )
+
+
+def _annotations(base: Path, task_folder: Path, value: str) -> Path:
+    """The annotations under the data root; a task that ships its own annotation file beside
+    it (e.g. `shared_media`) finds it there when the data root has none."""
+    under_base = _resolve(base, value)
+    beside = _resolve(task_folder, value)
+    if not under_base.exists() and beside.is_file():
+        return beside
+    return under_base
 
 
 def read_spec(path: Path) -> tuple[TaskSpec, yaml.Node | None]:

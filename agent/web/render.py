@@ -28,14 +28,22 @@ def seek_link(start_s: float, end_s: float | None = None, css: str = "ba-seek") 
 
 
 def answer_html(answer: Answer, thumbnails: dict[int, Path | None]) -> str:
-    """The assistant's reply: the answer text, then one card per piece of evidence."""
+    """The assistant's reply: the answer text, one card per piece of evidence, then other
+    observations (what was seen instead) under their own heading, never as the answer."""
     text = "".join(f"<p>{html.escape(p)}</p>" for p in answer.answer.split("\n") if p.strip())
     cards = "".join(
         evidence_card(item, thumbnails.get(i)) for i, item in enumerate(answer.evidence)
     )
     evidence = f'<div class="ba-evidence">{cards}</div>' if cards else ""
     note = "" if answer.evidence else '<p class="ba-muted">No moment in the video supports it.</p>'
-    return f'<div class="ba-answer">{text}{note}{evidence}</div>'
+    others = "".join(evidence_card(item, None) for item in answer.other_evidence)
+    if others:
+        others = (
+            '<p class="ba-muted ba-other-title">Other observations (not the answer):</p>'
+            f'<div class="ba-evidence ba-other">{others}</div>'
+        )
+    found = "true" if answer.found else "false"
+    return f'<div class="ba-answer" data-found="{found}">{text}{note}{evidence}{others}</div>'
 
 
 def evidence_card(item: Evidence, thumbnail: Path | None) -> str:
