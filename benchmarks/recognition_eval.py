@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from devset import load_devset  # benchmarks/ is the script's folder
+
 from agent.context import Context
 from agent.evaluation.runner import run_task
 from agent.evaluation.tasks import load_task
@@ -31,7 +33,6 @@ from agent.knowledge import load_knowledge_base
 from agent.perception import Perceiver
 from agent.perception.runner import perceive_path
 from agent.video import is_image, probe
-from devset import load_devset  # benchmarks/ is the script's folder
 
 KINDS = ("emotion", "gesture", "action")
 MODES = {
@@ -151,9 +152,8 @@ def main() -> None:
         speeds = ", ".join(
             f"{name.split('_')[0]} {duration:.0f} s: {x:.2f}x" for name, duration, x in speed
         )
-        print(
-            f"{mode:<26} {right:>3}/{scored:<3} = {right / max(scored, 1):.2f}   {fps:>9.1f}  {speeds}"
-        )
+        share = right / max(scored, 1)
+        print(f"{mode:<26} {right:>3}/{scored:<3} = {share:.2f}   {fps:>9.1f}  {speeds}")
 
 
 if __name__ == "__main__":

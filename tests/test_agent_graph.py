@@ -21,6 +21,14 @@ from agent.state import Answer, Detection, Evidence
 from agent.vlm.parsing import parse_answer
 from tests.agent_doubles import FakeIndex, FakeKB, FakeVLM
 
+
+@pytest.fixture(autouse=True)
+def no_switched_off_classes(monkeypatch):
+    """These tests drive the loop with fake detections of any class; the shipped calibration
+    (which switches some landmark rules off) is tested on real media elsewhere."""
+    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+
+
 SHA = "f" * 64
 VIDEO = {
     "path": "/media/v.mp4",
