@@ -11,7 +11,7 @@ from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from agent.report_model import KINDS, LabelTotal, ReportEvent  # noqa: E402
+from agent.report.model import KINDS, LabelTotal, ReportEvent  # noqa: E402
 from agent.timefmt import format_clock  # noqa: E402
 
 _DPI = 110

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from agent.context import Context
 from agent.report import assemble_report
-from agent.report_model import ReportData
+from agent.report.model import ReportData
 from agent.state import Clip, Detection
 from agent.video import probe
 from tests.synthetic import write_video

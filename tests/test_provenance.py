@@ -116,7 +116,7 @@ def test_a_checkpoint_folder_is_hashed_and_its_license_read(tmp_path, monkeypatc
 def test_predictors_and_reports_carry_the_registered_models(expression_model, tmp_path):
     from agent.evaluation.predictors import PerceptionPredictor
     from agent.report import assemble_report
-    from agent.report_render import write_report
+    from agent.report.render import write_report
     from agent.state import Clip
     from agent.video import probe
     from tests.report_support import StubKB, sample_detections

@@ -11,9 +11,9 @@ from agent.charts import overlap_lanes
 from agent.context import Context
 from agent.index import ClipRecord
 from agent.report import assemble_report, write_report
-from agent.report_events import label_totals, notable_moments, report_events
-from agent.report_frames import KEY_FRAME_SIDE
-from agent.report_model import ReportData
+from agent.report.events import label_totals, notable_moments, report_events
+from agent.report.frames import KEY_FRAME_SIDE
+from agent.report.model import ReportData
 from agent.state import Clip
 from agent.video import probe
 from agent.vlm.parsing import mentions_time
@@ -339,7 +339,7 @@ def test_overlapping_events_get_their_own_timeline_lanes():
 
 
 def test_key_frame_falls_back_to_the_plain_frame_when_the_overlay_fails(video, ctx, monkeypatch):
-    import agent.report_frames as frames_module
+    import agent.report.frames as frames_module
 
     calls = []
 

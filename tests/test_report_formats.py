@@ -12,7 +12,7 @@ from PIL import Image
 from agent.context import Context
 from agent.errors import BehaviorAgentError
 from agent.report import assemble_report, write_report
-from agent.report_model import ReportData
+from agent.report.model import ReportData
 from agent.state import Clip
 from agent.video import probe
 from tests.report_support import StubKB, detection, sample_report
@@ -185,8 +185,8 @@ def test_installed_wheel_carries_the_report_templates(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "from agent.report_render import TEMPLATES, _environment; "
-        "from agent.report_provenance import load_limits; "
+        "from agent.report.render import TEMPLATES, _environment; "
+        "from agent.report.provenance import load_limits; "
         "_environment(True).get_template('report.html'); "
         "_environment(False).get_template('report.md'); "
         "assert load_limits()['always']; print(TEMPLATES)"

@@ -8,7 +8,7 @@ import typer
 from agent.cli.app import app, print_json, progress_line
 from agent.context import Context
 from agent.errors import BehaviorAgentError
-from agent.report_render import FORMATS, SUFFIXES, default_report_path
+from agent.report.render import FORMATS, SUFFIXES, default_report_path
 
 
 @app.command("report")

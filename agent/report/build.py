@@ -1,8 +1,7 @@
-"""Behavior reports for a whole recording: timelines, totals, notable moments, explanations.
+"""Report data for one recording: events, timelines, totals, notable moments, charts, key frames.
 
 `build_report` indexes the video if needed and reads its clips and detections from the index;
-`assemble_report` does the work from given records (tests pass constructed detections);
-`write_report` lays the data out as HTML, Markdown or JSON (see `agent.report_render`).
+`assemble_report` does the work from given records (tests pass constructed detections).
 """
 
 import logging
@@ -14,22 +13,19 @@ from typing import Any
 
 from agent.charts import label_colors, timeline_png, totals_png
 from agent.context import Context
-from agent.errors import BehaviorAgentError
-from agent.events import label_key, spans_overlap
-from agent.report_events import label_totals, notable_moments, report_events, timelines
-from agent.report_frames import KeyFrameRenderer
-from agent.report_model import (
-    KINDS,
-    KnowledgeEntry,
-    ReportData,
-    ReportEvent,
-    ReportVideo,
-    Segment,
-    UncheckedClass,
+from agent.events import spans_overlap
+from agent.report.events import label_totals, notable_moments, report_events, timelines
+from agent.report.explanations import (
+    class_name,
+    default_kb,
+    knowledge_entries,
+    label_kb_id,
+    not_checkable,
 )
-from agent.report_narrative import write_narratives
-from agent.report_provenance import provenance
-from agent.report_render import write_report
+from agent.report.frames import KeyFrameRenderer
+from agent.report.model import ReportData, ReportEvent, ReportVideo, Segment
+from agent.report.narrative import write_narratives
+from agent.report.provenance import provenance
 from agent.state import Clip, Detection, VideoInfo
 from agent.video import is_image
 from agent.vlm.parsing import without_times
@@ -37,8 +33,6 @@ from agent.vlm.parsing import without_times
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
-
-__all__ = ["ReportData", "assemble_report", "build_report", "write_report"]
 
 
 def build_report(
@@ -61,7 +55,7 @@ def build_report(
 
     ctx = ctx or Context.from_env()
     path = Path(video).expanduser()
-    kb = kb if kb is not None else _default_kb()
+    kb = kb if kb is not None else default_kb()
     library = index if index is not None else ClipIndex(ctx)
     try:
         record = index_video(
@@ -94,14 +88,14 @@ def assemble_report(
     key_frames: bool = True,
 ) -> ReportData:
     """Report data from a video's clip records and detections (no index needed)."""
-    kb = kb if kb is not None else _default_kb()
+    kb = kb if kb is not None else default_kb()
     progress = _timed(progress)
     events = report_events(
         detections,
         info.duration_s,
         ctx,
-        name_of=lambda label: _name(kb, label),
-        kb_id_of=lambda label: _kb_id(kb, label),
+        name_of=lambda label: class_name(kb, label),
+        kb_id_of=lambda label: label_kb_id(kb, label),
     )
     colors = label_colors([e.label for e in events])
     data = ReportData(
@@ -113,7 +107,7 @@ def assemble_report(
         totals=label_totals(events, info.duration_s),
         notable=notable_moments(events, ctx.report_strong_confidence),
         segments=_segments(clips, events),
-        knowledge=_knowledge(kb, events),
+        knowledge=knowledge_entries(kb, events),
         not_checkable=not_checkable(kb, ctx, vlm),
         colors=colors,
     )
@@ -198,152 +192,3 @@ def _emit(progress: Progress | None, stage: str, done: int, total: int, message:
         progress(
             {"stage": stage, "done": done, "total": total, "elapsed_s": None, "message": message}
         )
-
-
-# --- knowledge base ---------------------------------------------------------------------
-
-
-def not_checkable(kb: Any, ctx: Context, vlm: Any = None) -> list[UncheckedClass]:
-    """Every class the offline perception rules cannot check (`agent.capabilities`), by kind.
-
-    With a VLM loaded, such a class can still appear in the report, but only where the model's
-    clip descriptions name it; the reason says so.
-    """
-    from agent.capabilities import capability, installed_tasks
-
-    if kb is None or not hasattr(kb, "ids"):
-        return []
-    tasks = installed_tasks(ctx)
-    unchecked = []
-    for class_id in kb.ids():
-        item = kb.get(class_id)
-        if not hasattr(item, "perception"):
-            continue  # a knowledge base without perception specs says nothing either way
-        found = capability(item, ctx, tasks)
-        if found.checkable:
-            continue
-        reason = found.reason
-        if vlm is not None:
-            reason += "; only the vision-language model's clip descriptions can report it"
-        unchecked.append(
-            UncheckedClass(
-                id=class_id, kind=str(item.kind), name=item.name, status=found.status, reason=reason
-            )
-        )
-    order = {kind: i for i, kind in enumerate(KINDS)}
-    return sorted(unchecked, key=lambda u: (order.get(u.kind, len(order)), u.id))
-
-
-def _default_kb() -> Any:
-    try:
-        from agent.knowledge import load_knowledge_base
-    except ImportError:
-        log.warning("agent.knowledge is not available; the report has no class definitions")
-        return None
-    return load_knowledge_base()
-
-
-def _lookup(kb: Any, label: str) -> Any:
-    """The knowledge-base class of a label (as given, or as a snake_case id), else None."""
-    if kb is None:
-        return None
-    for candidate in dict.fromkeys([label, label_key(label)]):
-        if candidate not in kb:
-            continue
-        try:
-            return kb.get(candidate)
-        except (KeyError, BehaviorAgentError):
-            continue
-    return None
-
-
-def _kb_id(kb: Any, label: str) -> str:
-    found = _lookup(kb, label)
-    return found.id if found is not None else f"label-{label_key(label) or 'unlabelled'}"
-
-
-def _name(kb: Any, label: str) -> str:
-    found = _lookup(kb, label)
-    return getattr(found, "name", None) or label.replace("_", " ")
-
-
-def _knowledge(kb: Any, events: list[ReportEvent]) -> dict[str, KnowledgeEntry]:
-    """Appendix entries for every label in the report (an entry even where the KB has none)."""
-    entries: dict[str, KnowledgeEntry] = {}
-    for event in events:
-        if event.kb_id in entries:
-            continue
-        found = _lookup(kb, event.label)
-        entries[event.kb_id] = _entry(found) if found is not None else _missing_entry(kb, event)
-    return dict(sorted(entries.items(), key=lambda item: (item[1].kind, item[0])))
-
-
-def _entry(found: Any) -> KnowledgeEntry:
-    return KnowledgeEntry(
-        id=found.id,
-        kind=str(found.kind),
-        name=found.name,
-        definition=_text(getattr(found, "definition", "")),
-        cues=_texts(getattr(found, "cues", [])),
-        action_units=found.au_text() if getattr(found, "action_units", None) else "",
-        temporal=_temporal(getattr(found, "temporal", None)),
-        confusions=[
-            {"id": _field(c, "id"), "how_to_tell": _text(_field(c, "how_to_tell"))}
-            for c in getattr(found, "confusions", []) or []
-        ],
-        sources=_texts(getattr(found, "sources", [])),
-    )
-
-
-def _missing_entry(kb: Any, event: ReportEvent) -> KnowledgeEntry:
-    closest: list[str] = []
-    if kb is not None and hasattr(kb, "match"):
-        try:
-            closest = [m.id for m in kb.match(event.label.replace("_", " "), k=3)]
-        except Exception as error:  # matching is a courtesy here, never a failure
-            log.warning("knowledge-base match for %r failed: %s", event.label, error)
-    return KnowledgeEntry(
-        id=event.kb_id,
-        kind=event.kind,
-        name=event.name,
-        definition="This label has no curated entry in the knowledge base.",
-        in_knowledge_base=False,
-        closest=closest,
-    )
-
-
-def _temporal(temporal: Any) -> str:
-    """'Quick raise …, held … (typically 0.5–3.0 s)' from the class's temporal profile."""
-    if temporal is None or isinstance(temporal, str):
-        return temporal or ""
-    pattern = _text(getattr(temporal, "pattern", "")) or _text(temporal)
-    min_s, max_s = getattr(temporal, "min_s", None), getattr(temporal, "max_s", None)
-    if min_s is None:
-        return pattern
-    typical = f"{min_s:g}–{max_s:g} s" if max_s is not None else f"at least {min_s:g} s"
-    return f"{pattern} (typically {typical})"
-
-
-def _field(item: Any, name: str) -> Any:
-    return item.get(name, "") if isinstance(item, dict) else getattr(item, name, "")
-
-
-def _text(value: Any) -> str:
-    """Knowledge-base fields as plain text (a dict or a model reads `key: value; ...`)."""
-    if value is None:
-        return ""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump()
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, "", []))
-    if isinstance(value, list | tuple):
-        return "; ".join(_text(v) for v in value)
-    return str(value).strip()
-
-
-def _texts(values: Any) -> list[str]:
-    if values is None:
-        return []
-    if isinstance(values, str | dict) or hasattr(values, "model_dump"):
-        values = [values]
-    return [t for t in (_text(v) for v in values) if t]

@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterable
 
 from agent.context import Context
 from agent.events import KIND_ORDER, Event, covered_s, merge_detections
-from agent.report_model import KINDS, LabelTotal, NotableMoment, ReportEvent
+from agent.report.model import KINDS, LabelTotal, NotableMoment, ReportEvent
 from agent.state import Detection
 
 # Emotion labels that are the absence of an expression, never a "strong" onset.

@@ -10,7 +10,7 @@ from PIL import Image
 
 from agent.context import Context
 from agent.errors import BehaviorAgentError
-from agent.report_model import ReportEvent
+from agent.report.model import ReportEvent
 from agent.video import is_image, read_image, sample_frames
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import Context
-from agent.report_model import ReportData, ReportEvent
+from agent.report.model import ReportData, ReportEvent
 from agent.state import VideoInfo
 from agent.timefmt import format_span
 from agent.video import sample_span

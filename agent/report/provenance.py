@@ -10,10 +10,11 @@ import yaml
 from agent.context import Context
 from agent.indexing import PERCEPTION_SETTINGS
 from agent.provenance import model_provenance, software_versions
-from agent.report_model import Provenance
+from agent.report.model import Provenance
 from agent.state import VideoInfo
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The report templates sit at agent/templates/, beside this package.
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 # Software whose version changes what a report says.
 _DISTRIBUTIONS = (
     "behavior-agent",

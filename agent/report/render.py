@@ -10,13 +10,14 @@ from typing import Literal
 import jinja2
 
 from agent.errors import BehaviorAgentError
-from agent.report_model import KINDS, ReportData, ReportEvent
+from agent.report.model import KINDS, ReportData, ReportEvent
 from agent.timefmt import format_clock, format_span
 
 Format = Literal["html", "md", "json"]
 FORMATS: tuple[Format, ...] = ("html", "md", "json")
 SUFFIXES = {"html": ".html", "md": ".md", "json": ".json"}
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The report templates sit at agent/templates/, beside this package.
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 KIND_TITLES = {"emotion": "Emotion episodes", "gesture": "Gestures", "action": "Actions"}
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
