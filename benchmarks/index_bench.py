@@ -24,12 +24,8 @@ import faiss
 import numpy as np
 
 from agent.context import Context
-from agent.index import (
-    HNSW_M,
-    ClipIndex,
-    VideoPayload,
-    text_space,
-)
+from agent.index import ClipIndex, VideoPayload, text_space
+from agent.index.vectors import HNSW_M
 from agent.state import Clip, VideoInfo
 
 DIM = 384

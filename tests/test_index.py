@@ -10,7 +10,8 @@ import pytest
 from agent.context import Context
 from agent.embed import load_text_embedder
 from agent.errors import BehaviorAgentError
-from agent.index import ClipIndex, VideoPayload, label_key, spans_overlap, text_space
+from agent.events import label_key, spans_overlap
+from agent.index import ClipIndex, VideoPayload, text_space
 from agent.state import Clip, Detection, VideoInfo
 from agent.video import sha256_file
 
@@ -147,7 +148,7 @@ def test_interrupted_write_leaves_previous_state(tmp_path, embedder, monkeypatch
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # as if killed while the FAISS file was being written
 
-    monkeypatch.setattr("agent.index._write_atomically", crash)
+    monkeypatch.setattr("agent.index.vectors._write_atomically", crash)
     with pytest.raises(KeyboardInterrupt):
         store(index, path_b, TEXTS[:2], embedder)
     monkeypatch.undo()

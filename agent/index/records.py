@@ -1,0 +1,73 @@
+"""The records the clip library stores and returns: videos, clips, search hits, a payload."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from agent.state import Clip, Detection, Record, VideoInfo
+
+
+class VideoRecord(Record):
+    """One video of the library (keyed by content hash) and how it was indexed."""
+
+    sha256: str
+    path: str
+    paths: list[str] = []
+    duration_s: float
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    size_bytes: int
+    status: Literal["indexing", "complete"]
+    settings: dict[str, Any]
+    clip_count: int = 0
+    detection_count: int = 0
+    indexed_at: float | None = None
+    index_wall_s: float | None = None
+    # Set by `index_video` when the call did no work (already indexed with the same settings).
+    reused: bool = False
+
+    def info(self, path: str | Path | None = None) -> VideoInfo:
+        """The probe record of this video, at `path` (default: the path it was indexed from)."""
+        fields = self.model_dump(include=set(VideoInfo.model_fields) - {"path"})
+        return VideoInfo(path=str(path if path is not None else self.path), **fields)
+
+
+class ClipRecord(Clip):
+    """A stored clip: its span plus the text that was embedded for it."""
+
+    sha256: str
+    caption: str = ""
+    text: str = ""
+
+
+class ClipHit(Record):
+    """One search result, best first; `score` is cosine similarity (higher is closer)."""
+
+    score: float
+    video: str
+    sha256: str
+    clip_id: int
+    start_s: float
+    end_s: float
+    caption: str
+    text: str
+    detections: list[Detection] = []
+
+
+@dataclass
+class VideoPayload:
+    """Everything `ClipIndex.put_video` stores for one video, in one transaction."""
+
+    info: VideoInfo
+    settings: dict[str, Any]
+    clips: list[Clip]
+    captions: list[str]
+    texts: list[str]
+    detections: list[Detection]
+    # space name -> (model version, (len(clips), dim) unit vectors)
+    vectors: dict[str, tuple[str, np.ndarray]]
+    wall_s: float = 0.0

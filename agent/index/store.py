@@ -1,0 +1,304 @@
+"""The SQLite side of the clip library: schema, per-thread connections, rows of videos, clips,
+detections and captions.
+
+Layout under `ctx.home`: `library.sqlite` holds the videos, the paths seen for each content
+hash, clips, detections, the clip vectors as blobs and one row per vector space. SQLite is the
+source of truth (the FAISS files of `agent.index.vectors` are caches of it).
+
+Concurrency: per-thread connections in WAL mode and `BEGIN IMMEDIATE` for writes, so that
+several processes (CLI and web app) can share one library.
+"""
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+
+from agent.context import Context
+from agent.errors import BehaviorAgentError
+from agent.events import spans_overlap
+from agent.index.records import ClipRecord, VideoRecord
+from agent.state import Detection
+from agent.video import sha256_file
+
+SCHEMA_VERSION = 1
+_SHA_RE = re.compile(r"^[0-9a-f]{8,64}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS videos (
+    sha256 TEXT PRIMARY KEY, path TEXT NOT NULL, duration_s REAL, fps REAL, frame_count INTEGER,
+    width INTEGER, height INTEGER, size_bytes INTEGER, settings TEXT NOT NULL,
+    status TEXT NOT NULL, clip_count INTEGER DEFAULT 0, detection_count INTEGER DEFAULT 0,
+    started_at REAL, indexed_at REAL, index_wall_s REAL);
+CREATE TABLE IF NOT EXISTS paths (
+    path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size_bytes INTEGER, mtime_ns INTEGER,
+    seen_at REAL);
+CREATE INDEX IF NOT EXISTS paths_sha ON paths(sha256);
+CREATE TABLE IF NOT EXISTS clips (
+    id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, clip_id INTEGER NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL, shot_index INTEGER DEFAULT 0,
+    caption TEXT DEFAULT '', text TEXT DEFAULT '', UNIQUE (sha256, clip_id));
+CREATE INDEX IF NOT EXISTS clips_time ON clips(sha256, start_s);
+CREATE TABLE IF NOT EXISTS detections (
+    id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
+    label_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL, confidence REAL,
+    bbox TEXT, cues TEXT, person_id INTEGER, source TEXT);
+CREATE INDEX IF NOT EXISTS detections_time ON detections(sha256, start_s);
+CREATE INDEX IF NOT EXISTS detections_label ON detections(label_key);
+CREATE TABLE IF NOT EXISTS vectors (
+    space TEXT NOT NULL, clip_rowid INTEGER NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (space, clip_rowid));
+CREATE TABLE IF NOT EXISTS spaces (
+    name TEXT PRIMARY KEY, dim INTEGER NOT NULL, generation INTEGER NOT NULL,
+    model_version TEXT);
+CREATE TABLE IF NOT EXISTS caption_cache (
+    sha256 TEXT NOT NULL, settings_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
+    caption TEXT NOT NULL, data TEXT, PRIMARY KEY (sha256, settings_key, start_s, end_s));
+"""
+
+
+def cannot_open(db_path: Path, error: Exception) -> BehaviorAgentError:
+    """The error for a library folder that cannot be created, read or written."""
+    return BehaviorAgentError(
+        f"Cannot open the clip library at {db_path} ({error}). Check that the "
+        "folder is writable, or point BEHAVIOR_AGENT_HOME at another folder."
+    )
+
+
+class LibraryStore:
+    """The library's SQLite rows under `ctx.home`: connections, transactions, reads by video."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.home = Path(ctx.home)
+        self.db_path = self.home / "library.sqlite"
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._conn_lock = threading.Lock()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            # executescript commits on its own; every statement in it is idempotent.
+            self._conn().executescript(_SCHEMA)
+            self._conn().execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise cannot_open(self.db_path, error) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+            with self._conn_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self, immediate: bool = False):
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened (any thread)."""
+        with self._conn_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def resolve(self, path_or_sha: str | os.PathLike) -> str | None:
+        """The content hash for a path (known or hashed now) or a (prefix of a) sha256."""
+        text = str(path_or_sha)
+        path = Path(text).expanduser()
+        if path.is_file():
+            key = str(path.resolve())
+            stat = path.stat()
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT sha256 FROM paths WHERE path=? AND size_bytes=? AND mtime_ns=?",
+                    (key, stat.st_size, stat.st_mtime_ns),
+                )
+                .fetchone()
+            )
+            return row["sha256"] if row else sha256_file(path)
+        if _SHA_RE.match(text.lower()):
+            rows = (
+                self._conn()
+                .execute("SELECT sha256 FROM videos WHERE sha256 LIKE ?", (text.lower() + "%",))
+                .fetchall()
+            )
+            if len(rows) > 1:
+                raise BehaviorAgentError(
+                    f"'{text}' matches {len(rows)} videos; give more characters of the sha256."
+                )
+            return rows[0]["sha256"] if rows else None
+        row = (
+            self._conn()
+            .execute("SELECT sha256 FROM paths WHERE path=?", (str(path.resolve()),))
+            .fetchone()
+        )
+        return row["sha256"] if row else None
+
+    def video(self, path_or_sha: str | os.PathLike) -> VideoRecord | None:
+        """The library's record of a video (by path or sha256), or None if never indexed."""
+        sha = self.resolve(path_or_sha)
+        if sha is None:
+            return None
+        row = self._conn().execute("SELECT * FROM videos WHERE sha256=?", (sha,)).fetchone()
+        return self._video_record(row) if row else None
+
+    def videos(self) -> list[VideoRecord]:
+        """Every video in the library, most recently indexed first."""
+        rows = (
+            self._conn()
+            .execute("SELECT * FROM videos ORDER BY COALESCE(indexed_at, started_at) DESC")
+            .fetchall()
+        )
+        return [self._video_record(row) for row in rows]
+
+    def _video_record(self, row: sqlite3.Row) -> VideoRecord:
+        paths = [
+            r["path"]
+            for r in self._conn().execute(
+                "SELECT path FROM paths WHERE sha256=? ORDER BY seen_at DESC", (row["sha256"],)
+            )
+        ]
+        fields = dict(row)
+        fields.pop("started_at")
+        settings = json.loads(fields.pop("settings"))
+        return VideoRecord(**fields, settings=settings, paths=paths)
+
+    def note_path(self, path: str | os.PathLike, sha256: str) -> str | None:
+        """Remember that `path` holds `sha256`; returns the previous primary path if it moved."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        with self._transaction(immediate=True) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO paths VALUES (?, ?, ?, ?, ?)",
+                (str(path), sha256, stat.st_size, stat.st_mtime_ns, time.time()),
+            )
+            row = conn.execute("SELECT path FROM videos WHERE sha256=?", (sha256,)).fetchone()
+            if row is None or row["path"] == str(path):
+                return None
+            conn.execute("UPDATE videos SET path=? WHERE sha256=?", (str(path), sha256))
+            return row["path"]
+
+    def clips(self, path_or_sha: str | os.PathLike) -> list[ClipRecord]:
+        """A video's stored clips in time order."""
+        sha = self.resolve(path_or_sha)
+        rows = self._conn().execute(
+            "SELECT * FROM clips WHERE sha256=? ORDER BY start_s, clip_id", (sha,)
+        )
+        return [_clip_record(row) for row in rows]
+
+    def detections(
+        self,
+        path_or_sha: str | os.PathLike,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[Detection]:
+        """A video's detections in time order, optionally only those overlapping a span."""
+        sha = self.resolve(path_or_sha)
+        rows = self._conn().execute(
+            "SELECT * FROM detections WHERE sha256=? ORDER BY start_s, id", (sha,)
+        )
+        found = [_detection(row) for row in rows]
+        if start_s is None and end_s is None:
+            return found
+        lo = start_s if start_s is not None else 0.0
+        hi = end_s if end_s is not None else float("inf")
+        return [d for d in found if spans_overlap(d.start_s, d.end_s, lo, hi)]
+
+    def cached_caption(self, sha: str, key: str, start_s: float, end_s: float):
+        """(caption, data) described earlier for this span and settings, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT caption, data FROM caption_cache WHERE sha256=? AND settings_key=? "
+                "AND start_s=? AND end_s=?",
+                (sha, key, start_s, end_s),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return row["caption"], json.loads(row["data"]) if row["data"] else None
+
+    def store_caption(
+        self, sha: str, key: str, start_s: float, end_s: float, caption: str, data: Any
+    ) -> None:
+        """Keep one clip's VLM description, so an interrupted run resumes without redoing it."""
+        with self._transaction(immediate=True) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO caption_cache VALUES (?, ?, ?, ?, ?, ?)",
+                (sha, key, start_s, end_s, caption, json.dumps(data) if data else None),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per table and per vector space (with its index kind)."""
+        conn = self._conn()
+        counts = {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("videos", "clips", "detections")
+        }
+        spaces = {}
+        for row in conn.execute("SELECT * FROM spaces"):
+            total = conn.execute(
+                "SELECT COUNT(*) FROM vectors WHERE space=?", (row["name"],)
+            ).fetchone()[0]
+            kind = "hnsw" if total > self.ctx.approximate_index_above else "flat"
+            spaces[row["name"]] = {"dim": row["dim"], "vectors": total, "index": kind}
+        return {**counts, "spaces": spaces, "home": str(self.home)}
+
+
+def _clip_record(row: sqlite3.Row) -> ClipRecord:
+    return ClipRecord(
+        clip_id=row["clip_id"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        shot_index=row["shot_index"],
+        sha256=row["sha256"],
+        caption=row["caption"] or "",
+        text=row["text"] or "",
+    )
+
+
+def _detection(row: sqlite3.Row) -> Detection:
+    return Detection(
+        kind=row["kind"],
+        label=row["label"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        confidence=row["confidence"],
+        bbox=json.loads(row["bbox"]) if row["bbox"] else None,
+        cues=row["cues"] or "",
+        person_id=row["person_id"],
+        source=row["source"] or "perception",
+    )
