@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 
 from agent.knowledge import load_knowledge_base
-from agent.perception.action_rules import exercise_posture, joined_hands, object_interaction
 from agent.perception.features import FrameFeatures, HandFeatures, body_geometry
 from agent.perception.learned.objects import SeenObject
-from agent.perception.rules import Track, gait, merged_params, posture_scores
+from agent.perception.rules import (
+    Track,
+    exercise_posture,
+    gait,
+    joined_hands,
+    merged_params,
+    object_interaction,
+    posture_scores,
+)
 from tests.pose_support import make_pose
 
 MOUTH = (0.5, 0.4)

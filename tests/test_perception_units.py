@@ -3,14 +3,9 @@
 import numpy as np
 import pytest
 
-from agent.perception.features import (
-    FrameFeatures,
-    au_intensities,
-    direction_from_up,
-    finger_extension,
-    hand_features,
-    neutral_baseline,
-)
+from agent.perception.face import au_intensities, neutral_baseline
+from agent.perception.features import FrameFeatures, finger_extension, hand_features
+from agent.perception.geometry import direction_from_up
 from agent.perception.landmarks import Hand
 from agent.perception.rules import Track, hand_shape_score, head_oscillation, merged_params
 from agent.perception.smoothing import exclusive, hysteresis, segments

@@ -1,87 +1,35 @@
-"""Per-frame features from landmarks: hand shape, hand-face relations, head pose, AUs, body.
+"""Per-frame features from landmarks: hand shape, hand-face relations, body geometry, parts.
 
 Everything here is a measurement (angles in degrees, distances in units of a body part's own
 size) and pure numpy, so it is unit-tested on constructed landmark sets. What counts as a sign,
-an emotion or a posture is decided by the rules in `rules.py`, from knowledge-base parameters.
-Coordinates are made isotropic first: mediapipe normalises x by width and y by height.
+an emotion or a posture is decided by the rules in `agent/perception/rules/`, from knowledge-base
+parameters. Face measurements (action units, head pose) are in `agent.perception.face`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 import numpy as np
-import yaml
 
+from agent.perception.face import face_geometry, head_pose
+from agent.perception.geometry import (
+    FACE,
+    FINGER_CHAINS,
+    FINGERS,
+    MIDDLE_MCP,
+    POSE,
+    VISIBLE,
+    WRIST,
+    angle_deg,
+    direction_from_up,
+    distance,
+    isotropic,
+)
 from agent.perception.landmarks import FrameLandmarks, Hand, Person, points_box
 
-FINGERS = ("thumb", "index", "middle", "ring", "pinky")
-# Landmark ids of each finger's chain, base to tip (mediapipe hand model).
-FINGER_CHAINS = {
-    "thumb": (1, 2, 3, 4),
-    "index": (5, 6, 7, 8),
-    "middle": (9, 10, 11, 12),
-    "ring": (13, 14, 15, 16),
-    "pinky": (17, 18, 19, 20),
-}
-WRIST, MIDDLE_MCP = 0, 9
-
-# Face mesh ids (refined mesh, 478 points) used by the proxies below.
-FACE = {
-    "eye_outer_l": 33,
-    "eye_inner_l": 133,
-    "eye_outer_r": 263,
-    "eye_inner_r": 362,
-    "lid_top_l": 159,
-    "lid_bottom_l": 145,
-    "lid_top_r": 386,
-    "lid_bottom_r": 374,
-    "brow_inner_l": 55,
-    "brow_inner_r": 285,
-    "brow_outer_l": 46,
-    "brow_outer_r": 276,
-    "mouth_l": 61,
-    "mouth_r": 291,
-    "lip_top_outer": 0,
-    "lip_top_inner": 13,
-    "lip_bottom_inner": 14,
-    "lip_bottom_outer": 17,
-    "nose_tip": 1,
-    "nose_base": 2,
-    "chin": 152,
-    "forehead": 10,
-    "cheek_l": 234,
-    "cheek_r": 454,
-    "iris_l": 468,
-    "iris_r": 473,
-}
-
-# Pose ids (mediapipe pose, 33 points).
-POSE = {
-    "nose": 0,
-    "ear_l": 7,
-    "ear_r": 8,
-    "mouth_l": 9,
-    "mouth_r": 10,
-    "shoulder_l": 11,
-    "shoulder_r": 12,
-    "elbow_l": 13,
-    "elbow_r": 14,
-    "wrist_l": 15,
-    "wrist_r": 16,
-    "hip_l": 23,
-    "hip_r": 24,
-    "knee_l": 25,
-    "knee_r": 26,
-    "ankle_l": 27,
-    "ankle_r": 28,
-}
-VISIBLE = 0.5
 # Share of the face box a hand must cover before the face counts as occluded.
 OCCLUDED = 0.15
-_CALIBRATION = Path(__file__).with_name("au_calibration.yaml")
 
 
 @dataclass
@@ -134,34 +82,6 @@ class FrameFeatures:
     objects: list | None = None
 
 
-# --- geometry helpers ---------------------------------------------------------------------
-
-
-def isotropic(points: np.ndarray, aspect: float) -> np.ndarray:
-    """x, y (and z) in the same unit (frame heights): x and z scaled by width / height."""
-    out = np.array(points[:, :3], dtype=np.float64)
-    out[:, 0] *= aspect
-    out[:, 2] *= aspect
-    return out
-
-
-def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Unsigned angle between two vectors, degrees."""
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if denom < 1e-12:
-        return 0.0
-    return float(np.degrees(np.arccos(np.clip(np.dot(a, b) / denom, -1.0, 1.0))))
-
-
-def direction_from_up(vector_xy: np.ndarray) -> float:
-    """Angle of an image-plane vector from straight up (y grows downwards), degrees 0..180."""
-    return angle_deg(np.asarray(vector_xy[:2], dtype=np.float64), np.array([0.0, -1.0]))
-
-
-def _dist(points: np.ndarray, a: int, b: int) -> float:
-    return float(np.linalg.norm(points[a] - points[b]))
-
-
 # --- hands ----------------------------------------------------------------------------------
 
 
@@ -180,24 +100,26 @@ def finger_extension(points: np.ndarray, finger: str) -> float:
     Both are needed: a finger pointing at the camera looks short but is straight, and a
     curled finger seen side-on can look straight in 2-D but its tip stays near the palm.
     """
-    palm = max(_dist(points, WRIST, MIDDLE_MCP), 1e-6)
+    palm = max(distance(points, WRIST, MIDDLE_MCP), 1e-6)
     if finger == "thumb":
         # The thumb folds across the palm in a fist: its tip then sits near the index base.
         straight = 1.0 - np.clip((finger_bend_deg(points, "thumb") - 20.0) / 70.0, 0.0, 1.0)
-        gap = min(_dist(points, 4, other) for other in (5, 6, 7, 8, 9))
+        gap = min(distance(points, 4, other) for other in (5, 6, 7, 8, 9))
         reach = np.clip((gap / palm - 0.3) / 0.5, 0.0, 1.0)
         return float(0.5 * straight + 0.5 * reach)
     base, _, _, tip = FINGER_CHAINS[finger]
     straight = 1.0 - np.clip((finger_bend_deg(points, finger) - 40.0) / 120.0, 0.0, 1.0)
     # Tip beyond the finger base, away from the wrist: ~0.9 palm lengths when straight.
-    reach = np.clip((_dist(points, WRIST, tip) - _dist(points, WRIST, base)) / palm / 0.8, 0.0, 1.0)
+    reach = np.clip(
+        (distance(points, WRIST, tip) - distance(points, WRIST, base)) / palm / 0.8, 0.0, 1.0
+    )
     return float(0.5 * straight + 0.5 * reach)
 
 
 def hand_features(hand: Hand, aspect: float) -> HandFeatures:
     """Finger extension, pointing directions, spread and thumb-index gap of one hand."""
     points = isotropic(hand.points, aspect)
-    palm = max(_dist(points, WRIST, MIDDLE_MCP), 1e-6)
+    palm = max(distance(points, WRIST, MIDDLE_MCP), 1e-6)
     extension = {finger: finger_extension(points, finger) for finger in FINGERS}
     direction = {}
     for finger, chain in FINGER_CHAINS.items():
@@ -211,7 +133,7 @@ def hand_features(hand: Hand, aspect: float) -> HandFeatures:
         direction_deg={k: round(v, 1) for k, v in direction.items()},
         spread_deg=round(angle_deg(vectors["index"], vectors["pinky"]), 1),
         index_middle_deg=round(angle_deg(vectors["index"], vectors["middle"]), 1),
-        thumb_index_gap=round(_dist(points, 4, 8) / palm, 3),
+        thumb_index_gap=round(distance(points, 4, 8) / palm, 3),
         knuckle_line_deg=round(direction_from_up(points[17] - points[5]), 1),
         wrist_xy=(float(points[WRIST, 0]), float(points[WRIST, 1])),
         palm_size=palm,
@@ -261,172 +183,6 @@ def wrist_depth_in_front(hand: Hand, pose: np.ndarray, aspect: float) -> float:
     if pose[nearest, 3] < VISIBLE or shoulders < 1e-6:
         return float("nan")
     return round(float(pose[POSE["nose"], 2] - pose[nearest, 2]) * aspect / shoulders, 3)
-
-
-# --- face -----------------------------------------------------------------------------------
-
-
-def face_frame(face: np.ndarray, aspect: float) -> np.ndarray:
-    """Face-mesh points in the face's own 3-D frame, in eye-span units.
-
-    x runs from the left to the right eye, y from forehead to chin, z out of the face; so
-    head yaw, pitch and roll (and the distance to the camera) largely cancel.
-    """
-    p = isotropic(face, aspect)
-    ex = p[FACE["eye_outer_r"]] - p[FACE["eye_outer_l"]]
-    span = max(float(np.linalg.norm(ex)), 1e-6)
-    ex = ex / span
-    down = p[FACE["chin"]] - p[FACE["forehead"]]
-    ey = down - np.dot(down, ex) * ex
-    ey = ey / max(float(np.linalg.norm(ey)), 1e-6)
-    ez = np.cross(ex, ey)
-    return (p - p.mean(axis=0)) @ np.stack([ex, ey, ez]).T / span
-
-
-def face_geometry(face: np.ndarray, aspect: float) -> dict[str, float]:
-    """Raw action-unit geometry, in units of the eye span so camera distance cancels.
-
-    Measured in the face's own frame (`face_frame`: head rotation removed). These are raw
-    values; the session turns them into 0..1 AU intensities against a neutral baseline
-    (`au_intensities`).
-    """
-    q = face_frame(face, aspect)
-
-    def d(a: str, b: str) -> float:
-        return float(np.linalg.norm(q[FACE[a]] - q[FACE[b]]))
-
-    def eye_open(top: str, bottom: str, outer: str, inner: str) -> float:
-        return d(top, bottom) / max(d(outer, inner), 1e-6)
-
-    lips_mid_y = (q[FACE["lip_top_inner"], 1] + q[FACE["lip_bottom_inner"], 1]) / 2
-    corners_y = (q[FACE["mouth_l"], 1] + q[FACE["mouth_r"], 1]) / 2
-    return {
-        "brow_inner": (d("brow_inner_l", "eye_inner_l") + d("brow_inner_r", "eye_inner_r")) / 2,
-        "brow_outer": (d("brow_outer_l", "eye_outer_l") + d("brow_outer_r", "eye_outer_r")) / 2,
-        "brow_gap": d("brow_inner_l", "brow_inner_r"),
-        "eye_open": (
-            eye_open("lid_top_l", "lid_bottom_l", "eye_outer_l", "eye_inner_l")
-            + eye_open("lid_top_r", "lid_bottom_r", "eye_outer_r", "eye_inner_r")
-        )
-        / 2,
-        "mouth_width": d("mouth_l", "mouth_r"),
-        # Positive when the lip corners sit above the lips' midline (y grows downwards).
-        "corner_lift": float(lips_mid_y - corners_y),
-        "corner_asym": float(abs(q[FACE["mouth_l"], 1] - q[FACE["mouth_r"], 1])),
-        "lip_gap": d("lip_top_inner", "lip_bottom_inner"),
-        "lip_thickness": d("lip_top_outer", "lip_top_inner")
-        + d("lip_bottom_inner", "lip_bottom_outer"),
-        "nose_lip": d("nose_base", "lip_top_outer"),
-        "jaw": d("nose_tip", "chin"),
-        "chin_lip": d("lip_bottom_outer", "chin"),
-    }
-
-
-def derived_geometry(raw: dict[str, float]) -> dict[str, float]:
-    """Combined quantities: `smile` (corners up and mouth wider), `stretch` (wider, not up)."""
-    if not raw:
-        return {}
-    lift = raw["corner_lift"]
-    return {
-        **raw,
-        "smile": lift + 0.5 * raw["mouth_width"] - 0.275,
-        "stretch": raw["mouth_width"] - 1.5 * max(lift, 0.0),
-    }
-
-
-@cache
-def au_calibration() -> dict[str, dict]:
-    """The AU measurement table (`au_calibration.yaml` beside this module)."""
-    return yaml.safe_load(_CALIBRATION.read_text(encoding="utf-8"))
-
-
-def neutral_baseline(raws: list[dict[str, float]], rest_fraction: float = 0.3) -> dict[str, float]:
-    """Per-AU neutral value of one face over a video, clipped into the population's range.
-
-    The face at rest is found jointly: the frames (a `rest_fraction` of them, at least one)
-    that look least expressive against the population's neutral values; their median is the
-    baseline. Clipping into the neutral range keeps a face that is expressive throughout (or
-    a still) from taking its own expression as its baseline.
-    """
-    calibration = au_calibration()
-    rows = [derived_geometry(raw) for raw in raws if raw]
-    prior = {au: float(np.mean(spec["neutral"])) for au, spec in calibration.items()}
-    if not rows:
-        return prior
-    expressiveness = [sum(au_intensities(row, prior, derived=True).values()) for row in rows]
-    keep = max(1, int(round(rest_fraction * len(rows))))
-    rest = [rows[i] for i in np.argsort(expressiveness)[:keep]]
-    baseline = {}
-    for au, spec in calibration.items():
-        lo, hi = spec["neutral"]
-        if spec.get("absolute"):
-            baseline[au] = lo
-            continue
-        value = float(np.median([row[spec["raw"]] for row in rest]))
-        baseline[au] = float(np.clip(value, lo, hi))
-    return baseline
-
-
-def au_intensities(
-    raw: dict[str, float], baseline: dict[str, float], *, derived: bool = False
-) -> dict[str, float]:
-    """0..1 intensity of every calibrated AU for one frame of one face."""
-    if not raw:
-        return {}
-    values = raw if derived else derived_geometry(raw)
-    out = {}
-    for au, spec in au_calibration().items():
-        change = (values[spec["raw"]] - baseline[au]) * spec["sign"]
-        out[au] = float(np.clip(change / spec["full"], 0.0, 1.0))
-    # Narrowed eyes count as a cheek raise only together with a smile (else: squint, blink).
-    for au, spec in au_calibration().items():
-        if spec.get("requires"):
-            out[au] = min(out[au], out.get(spec["requires"], 0.0))
-        if spec.get("suppressed_by"):
-            out[au] *= 1.0 - out.get(spec["suppressed_by"], 0.0)
-    return {au: round(v, 3) for au, v in out.items()}
-
-
-def head_pose(face: np.ndarray, aspect: float) -> dict[str, float]:
-    """Yaw, pitch, roll in degrees from face-mesh geometry, plus horizontal iris offset.
-
-    Yaw: where the nose tip sits between the face's sides; pitch: where it sits between the
-    eye line and the chin, relative to a frontal face; roll: tilt of the eye line. Sign
-    conventions: yaw > 0 = turned to the image right, pitch > 0 = looking down.
-    """
-    p = isotropic(face, aspect)[:, :2]
-    eye_l, eye_r = p[FACE["eye_outer_l"]], p[FACE["eye_outer_r"]]
-    axis = eye_r - eye_l
-    roll = float(np.degrees(np.arctan2(axis[1], axis[0])))
-    rad = np.radians(-roll)
-    rot = np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]])
-    q = p @ rot.T
-    cheek_l, cheek_r, nose = q[FACE["cheek_l"]], q[FACE["cheek_r"]], q[FACE["nose_tip"]]
-    half = max(abs(cheek_r[0] - cheek_l[0]) / 2, 1e-6)
-    yaw = float(
-        np.degrees(np.arcsin(np.clip((nose[0] - (cheek_l[0] + cheek_r[0]) / 2) / half, -1, 1)))
-    )
-    eyes_y = (q[FACE["eye_outer_l"], 1] + q[FACE["eye_outer_r"], 1]) / 2
-    chin_y = q[FACE["chin"], 1]
-    # A frontal face has the nose tip ~0.36 of the way from eye line to chin.
-    ratio = (nose[1] - eyes_y) / max(chin_y - eyes_y, 1e-6)
-    pitch = float(np.degrees(np.arcsin(np.clip((ratio - 0.36) / 0.35, -1, 1))))
-    gaze = 0.0
-    if len(p) > FACE["iris_r"]:
-        offsets = []
-        for iris, outer, inner in (
-            ("iris_l", "eye_outer_l", "eye_inner_l"),
-            ("iris_r", "eye_inner_r", "eye_outer_r"),
-        ):
-            lo, hi = q[FACE[outer], 0], q[FACE[inner], 0]
-            offsets.append((q[FACE[iris], 0] - (lo + hi) / 2) / max(abs(hi - lo) / 2, 1e-6))
-        gaze = float(np.mean(offsets))
-    return {
-        "yaw": round(yaw, 1),
-        "pitch": round(pitch, 1),
-        "roll": round(roll, 1),
-        "gaze_x": round(gaze, 3),
-    }
 
 
 # --- body -----------------------------------------------------------------------------------

@@ -16,16 +16,12 @@ from agent.capabilities import capability
 from agent.context import Context
 from agent.perception.calibration import calibrated, rule_key
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
-from agent.perception.features import (
-    FrameFeatures,
-    au_intensities,
-    frame_features,
-    motion_energy,
-    neutral_baseline,
-)
+from agent.perception.face import au_intensities, neutral_baseline
+from agent.perception.features import FrameFeatures, frame_features, motion_energy
 from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
-from agent.perception.rules import Scored, Track, defaults, merged_params, people_motion
+from agent.perception.rules.action import people_motion
+from agent.perception.rules.common import Scored, Track, defaults, merged_params
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection
 from agent.video import FrameBatch

@@ -1,4 +1,8 @@
-"""Action detectors: a person with an object at a body part, or a body held in exercise poses.
+"""Action rules: postures and their transitions, gait, moving people, a person with an object
+at a body part, exercise poses and joined hands.
+
+`posture`, `posture_transition` and `gait` read the torso, thigh and ankle geometry of one
+person; `people_motion` reads the tracked moving-person boxes.
 
 `object_interaction` reads the learned object detector's boxes and the person's landmarks:
 an action is the class's objects (`objects`, COCO labels) within `max_distance` face widths
@@ -17,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.perception.rules import Scored, Track, ramp, windowed
+from agent.perception.features import FrameFeatures
+from agent.perception.rules.common import NAN, Scored, Track, ramp, windowed, within
 
 
 def _point_to_box(point: tuple[float, float], box: tuple[float, ...], aspect: float) -> float:
@@ -203,3 +208,168 @@ def _centre_gap(a, b, aspect: float) -> float:
     """Distance between two hand boxes' centres, isotropic frame-height units."""
     (ax, ay, aw, ah), (bx, by, bw, bh) = a.box, b.box
     return float(np.hypot((ax + aw / 2 - bx - bw / 2) * aspect, ay + ah / 2 - by - bh / 2))
+
+
+# --- postures and gait ------------------------------------------------------------------------
+
+
+def posture_scores(frame: FrameFeatures, p: dict[str, Any]) -> dict[str, float]:
+    """standing / sitting / lying memberships from torso tilt and thigh angle."""
+    tilt = frame.body.get("torso_tilt_deg")
+    if tilt is None:
+        return {}
+    thigh = frame.body.get("thigh_deg")
+    # Torso near horizontal; beyond ~135 deg (upside down) the pose is not trusted at all.
+    if tilt > 180.0 - p["lying_min_tilt_deg"] + p["angle_margin_deg"] * 2:
+        return {}
+    lying = ramp(tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"])
+    legs = [frame.body.get(f"leg_raise_{side}_deg") for side in ("l", "r")]
+    if all(leg is not None for leg in legs):
+        # Lying, the legs lie flat too; a torso tilted over standing legs is a bend or a pose.
+        flat = min(within(leg, 60.0, 120.0, p["angle_margin_deg"]) for leg in legs)
+        lying = min(lying, flat)
+    upright = 1.0 - ramp(
+        tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"]
+    )
+    if thigh is None:
+        return {"lying": lying, "ground": lying, "upright": upright}
+    sitting = upright * ramp(
+        thigh, p["sitting_min_thigh_deg"] - p["angle_margin_deg"], p["sitting_min_thigh_deg"]
+    )
+    standing = upright * ramp(
+        thigh, p["standing_max_thigh_deg"] + p["angle_margin_deg"], p["standing_max_thigh_deg"]
+    )
+    return {
+        "standing": standing,
+        "sitting": sitting,
+        "lying": lying,
+        "ground": lying,
+        "upright": upright,
+    }
+
+
+def posture(track: Track, p: dict[str, Any]) -> Scored:
+    """One posture (`params.posture`: standing, sitting or lying) held over time."""
+    out = Scored.empty(len(track.frames))
+    for index, frame in enumerate(track.frames):
+        scores = posture_scores(frame, p)
+        if p["posture"] in scores:
+            out.scores[index] = scores[p["posture"]]
+            out.boxes[index] = frame.person_box
+            out.cues[index] = (
+                f"torso {frame.body.get('torso_tilt_deg', NAN):.0f} deg from vertical, "
+                f"thighs {frame.body.get('thigh_deg', NAN):.0f} deg from hanging"
+            )
+    return out
+
+
+def posture_transition(track: Track, p: dict[str, Any]) -> Scored:
+    """sit_down / stand_up / fall: posture `from` within `window_s` before posture `to`.
+
+    A fall also needs the hips to drop fast (torso lengths per second).
+    """
+    out = Scored.empty(len(track.frames))
+    p = {**p, "from": p.get("from_posture", p.get("from")), "to": p.get("to_posture", p.get("to"))}
+    memberships = [posture_scores(f, p) for f in track.frames]
+    times = track.times_s
+    hip = track.series("body", "hip_y")
+    unit = track.series("body", "torso_len")
+    for index, now in enumerate(memberships):
+        if p["to"] not in now:
+            continue
+        out.scores[index] = 0.0
+        start = np.searchsorted(times, times[index] - p["window_s"], side="left")
+        before = [m.get(p["from"], 0.0) for m in memberships[start:index]]
+        if not before:
+            continue
+        k = start + int(np.argmax(before))
+        score = min(now[p["to"]], max(before))
+        cue = f"{p['from']} at {times[k]:.1f} s, {p['to']} at {times[index]:.1f} s"
+        if p.get("min_drop_speed") and index > k:
+            speed = (
+                (hip[index] - hip[k])
+                / max(np.nanmean(unit[k : index + 1]), 1e-6)
+                / (times[index] - times[k])
+            )
+            score = min(score, ramp(speed, p["min_drop_speed"] / 2, p["min_drop_speed"]))
+            cue += f", hips dropping {speed:.1f} torso lengths/s"
+        out.scores[index] = score
+        out.boxes[index] = track.frames[index].person_box
+        out.cues[index] = cue
+    return out
+
+
+def gait(track: Track, p: dict[str, Any]) -> Scored:
+    """Walking: ankles alternating (their gap opening and closing) while the hips travel, the
+    torso upright (a yoga pose also swings the ankles apart)."""
+    out = Scored.empty(len(track.frames))
+    gap = track.series("body", "ankle_gap")
+    tilt = track.series("body", "torso_tilt_deg")
+    hip_x = track.series("body", "hip_x") / np.maximum(track.series("body", "torso_len"), 1e-6)
+    times = track.times_s
+    for index, window in windowed(track, p["window_s"]):
+        values = gap[window]
+        if np.sum(~np.isnan(values)) < 3:
+            continue
+        swing = float(np.nanmax(values) - np.nanmin(values))
+        xs, ts = hip_x[window], times[window]
+        ok = ~np.isnan(xs)
+        travel = (
+            float(abs(xs[ok][-1] - xs[ok][0]) / max(ts[ok][-1] - ts[ok][0], 1e-6))
+            if ok.sum() >= 2
+            else 0.0
+        )
+        lean = float(np.nanmedian(tilt[window])) if np.any(~np.isnan(tilt[window])) else 0.0
+        limit = p["max_torso_tilt_deg"]
+        score = min(
+            ramp(swing, p["min_ankle_swing"] / 2, p["min_ankle_swing"]),
+            ramp(travel, p["min_speed"] / 2, p["min_speed"]),
+            ramp(lean, limit + p["angle_margin_deg"], limit),
+        )
+        out.scores[index] = score
+        out.boxes[index] = track.frames[index].person_box
+        out.cues[index] = (
+            f"ankle gap swings {swing:.2f} torso lengths, hips travel {travel:.2f} torso lengths/s"
+        )
+    return out
+
+
+def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
+    """Walking (or running) people among the tracked moving-person boxes, one per person.
+
+    A track counts when it lasts `track_min_duration_s` and its straight-line travel per
+    second, in body heights, lies in `track_speed` [lo, hi].
+    """
+    from agent.state import Detection
+
+    out = []
+    lo, hi = p["track_speed"]
+    for person in people.tracks:
+        duration_s = person.times_s[-1] - person.times_s[0]
+        if duration_s < p["track_min_duration_s"]:
+            continue
+        travel = person.displacement(people.aspect)
+        speed = travel / max(duration_s, 1e-6)
+        score = min(
+            ramp(travel, p["track_min_travel"] / 2, p["track_min_travel"]),
+            within(speed, lo, hi, lo / 2),
+        )
+        if score < p["min_score"]:
+            continue
+        middle = len(person.boxes) // 2
+        out.append(
+            Detection(
+                kind=item.kind,
+                label=item.id,
+                start_s=round(person.times_s[0], 3),
+                end_s=round(person.times_s[-1] + step_s, 3),
+                confidence=round(score, 3),
+                bbox=person.boxes[middle],
+                cues=(
+                    f"person {person.person_id} travelled {travel:.1f} body heights in "
+                    f"{duration_s:.1f} s ({speed:.2f} heights/s), seen {len(person.times_s)} times"
+                ),
+                person_id=person.person_id,
+            )
+        )
+    return out

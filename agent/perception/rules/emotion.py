@@ -1,9 +1,11 @@
-"""Emotion detector on the learned facial-expression classifier, explained by action units.
+"""Emotion rules: the learned facial-expression classifier, explained by action units, and the
+FACS action-unit prototypes it falls back on.
 
-The classifier's probability for the class's `model_label` is the per-frame score. The face's
-action-unit intensities (landmark geometry against the face's own neutral baseline) do not
-decide the label; they are the explanation shown with it, and they temper the score a
-little (`au_fusion`): a "happy" frame whose lip corners never moved is less certain.
+`expression_model`: the classifier's probability for the class's `model_label` is the per-frame
+score. The face's action-unit intensities (landmark geometry against the face's own neutral
+baseline) do not decide the label; they are the explanation shown with it, and they temper the
+score a little (`au_fusion`): a "happy" frame whose lip corners never moved is less certain.
+`au_prototype`: the weighted mean of the prototype's action-unit intensities.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.perception.rules import Scored, Track, au_cue
+from agent.perception.face import au_calibration
+from agent.perception.rules.common import Scored, Track, ramp
 
 
 def smoothed_probability(track: Track, label: str, frames: int) -> np.ndarray:
@@ -54,3 +57,48 @@ def expression_model(track: Track, p: dict[str, Any]) -> Scored:
         out.boxes[index] = frame.face_box
         out.cues[index] = cue
     return out
+
+
+def au_prototype(track: Track, p: dict[str, Any]) -> Scored:
+    """Emotion from FACS action units: the weighted mean of the prototype's AU intensities.
+
+    `mode: absence` (neutral) scores how close every AU stays to the face's baseline.
+    """
+    out = Scored.empty(len(track.frames))
+    weights = p.get("au_weights", {})
+    for index, aus in enumerate(track.aus):
+        if not aus:
+            continue
+        out.boxes[index] = track.frames[index].face_box
+        if p.get("mode") == "absence":
+            peak_au = max(aus, key=aus.get)
+            out.scores[index] = ramp(aus[peak_au], 2 * p["max_activation"], p["max_activation"])
+            out.cues[index] = (
+                f"no action unit above {p['max_activation']} "
+                f"(strongest {peak_au} {aus[peak_au]:.2f})"
+            )
+            continue
+        known = {au: w for au, w in weights.items() if au in aus}
+        if not known:
+            continue
+        total = sum(weights.values())
+        score = sum(w * aus[au] for au, w in known.items()) / total
+        # AUs that contradict the prototype (a lip-corner pull is not disgust).
+        against = [w * aus[au] for au, w in p.get("au_against", {}).items() if au in aus]
+        if against:
+            score *= 1.0 - min(1.0, max(against))
+        if p.get("unilateral") and "AU14" in aus:
+            score = min(score, ramp(aus["AU14"], 0.0, p.get("min_asymmetry", 0.3)))
+        out.scores[index] = score
+        out.cues[index] = au_cue(aus, known)
+    return out
+
+
+def au_cue(aus: dict[str, float], weights: dict[str, float]) -> str:
+    """'AU12 lip corner puller 0.80, AU6 cheek raiser 0.60' for the prototype's active AUs."""
+    names = au_calibration()
+    active = sorted(weights, key=lambda au: -aus[au] * weights[au])
+    return (
+        ", ".join(f"{au} {names[au]['name']} {aus[au]:.2f}" for au in active if aus[au] >= 0.1)
+        or "weak AU evidence"
+    )

@@ -1,87 +1,16 @@
-"""Detectors named by the knowledge base's `perception.detector`: features → per-frame scores.
-
-Every threshold comes from the class's `perception.params` (the knowledge base), on top of
-`defaults.yaml` beside this module; none is a constant here. A detector returns, for each
-sampled frame, a score in 0..1 (NaN where the body part is not visible), the box it is about
-and a short text of what was seen. `session.py` smooths these into detections.
-"""
+"""Gesture rules: hand shapes and where the hands are, head and wrist oscillations, gaze,
+arms crossed, shrugs and fidgeting."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from agent.perception.features import FINGERS, FrameFeatures, HandFeatures
-
-_DEFAULTS = Path(__file__).with_name("defaults.yaml")
-NAN = float("nan")
-
-
-@dataclass
-class Track:
-    """What detectors read: one person's per-frame features and AU intensities, in time order."""
-
-    frames: list[FrameFeatures]
-    aus: list[dict[str, float]]
-    step_s: float
-
-    @property
-    def times_s(self) -> np.ndarray:
-        return np.array([f.time_s for f in self.frames], dtype=float)
-
-    def series(self, part: str, key: str) -> np.ndarray:
-        """One body/head value over time (NaN where absent)."""
-        return np.array([getattr(f, part).get(key, NAN) for f in self.frames], dtype=float)
-
-
-@dataclass
-class Scored:
-    """Per-frame output of one detector for one class."""
-
-    scores: np.ndarray
-    boxes: list[list[float] | None]
-    cues: list[str]
-
-    @classmethod
-    def empty(cls, n: int) -> Scored:
-        return cls(np.full(n, NAN), [None] * n, [""] * n)
-
-
-@cache
-def defaults() -> dict[str, Any]:
-    """Default parameters per detector and for smoothing (`defaults.yaml`)."""
-    return yaml.safe_load(_DEFAULTS.read_text(encoding="utf-8"))
-
-
-def merged_params(detector: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Smoothing defaults, then the detector's defaults, then the class's own params."""
-    table = defaults()
-    return {**table["smoothing"], **table.get(detector, {}), **(params or {})}
-
-
-# --- fuzzy matching helpers ------------------------------------------------------------------
-
-
-def ramp(value: float, lo: float, hi: float) -> float:
-    """0 at `lo`, 1 at `hi` (either order), linear between."""
-    if hi == lo:
-        return float(value >= hi)
-    return float(np.clip((value - lo) / (hi - lo), 0.0, 1.0))
-
-
-def within(value: float, lo: float, hi: float, margin: float) -> float:
-    """1 inside [lo, hi], falling to 0 at `margin` outside."""
-    if lo <= value <= hi:
-        return 1.0
-    gap = lo - value if value < lo else value - hi
-    return float(max(0.0, 1.0 - gap / max(margin, 1e-9)))
-
+from agent.perception.features import FrameFeatures, HandFeatures
+from agent.perception.geometry import FINGERS
+from agent.perception.rules.common import NAN, Scored, Track, ramp, windowed, within
 
 _TOWARDS_DEG = {"up": (0.0, 0.0), "down": (180.0, 180.0), "side": (90.0, 90.0)}
 
@@ -243,13 +172,7 @@ def hand_raise(track: Track, p: dict[str, Any]) -> Scored:
     return out
 
 
-def windowed(track: Track, window_s: float):
-    """For each frame, the indices of frames within ±window_s / 2."""
-    times = track.times_s
-    for index, time_s in enumerate(times):
-        lo = np.searchsorted(times, time_s - window_s / 2, side="left")
-        hi = np.searchsorted(times, time_s + window_s / 2, side="right")
-        yield index, slice(lo, hi)
+# --- oscillations -----------------------------------------------------------------------------
 
 
 def _reversals(values: np.ndarray, min_step: float) -> int:
@@ -335,7 +258,7 @@ def wrist_oscillation(track: Track, p: dict[str, Any]) -> Scored:
     return best
 
 
-# --- head and face -----------------------------------------------------------------------------
+# --- gaze and body ----------------------------------------------------------------------------
 
 
 def gaze_aversion(track: Track, p: dict[str, Any]) -> Scored:
@@ -354,177 +277,6 @@ def gaze_aversion(track: Track, p: dict[str, Any]) -> Scored:
         out.cues[index] = (
             f"gaze {offset:.0f} deg off camera "
             f"(head yaw {frame.head['yaw']:.0f}, pitch {pitch:.0f})"
-        )
-    return out
-
-
-def au_prototype(track: Track, p: dict[str, Any]) -> Scored:
-    """Emotion from FACS action units: the weighted mean of the prototype's AU intensities.
-
-    `mode: absence` (neutral) scores how close every AU stays to the face's baseline.
-    """
-    out = Scored.empty(len(track.frames))
-    weights = p.get("au_weights", {})
-    for index, aus in enumerate(track.aus):
-        if not aus:
-            continue
-        out.boxes[index] = track.frames[index].face_box
-        if p.get("mode") == "absence":
-            peak_au = max(aus, key=aus.get)
-            out.scores[index] = ramp(aus[peak_au], 2 * p["max_activation"], p["max_activation"])
-            out.cues[index] = (
-                f"no action unit above {p['max_activation']} "
-                f"(strongest {peak_au} {aus[peak_au]:.2f})"
-            )
-            continue
-        known = {au: w for au, w in weights.items() if au in aus}
-        if not known:
-            continue
-        total = sum(weights.values())
-        score = sum(w * aus[au] for au, w in known.items()) / total
-        # AUs that contradict the prototype (a lip-corner pull is not disgust).
-        against = [w * aus[au] for au, w in p.get("au_against", {}).items() if au in aus]
-        if against:
-            score *= 1.0 - min(1.0, max(against))
-        if p.get("unilateral") and "AU14" in aus:
-            score = min(score, ramp(aus["AU14"], 0.0, p.get("min_asymmetry", 0.3)))
-        out.scores[index] = score
-        out.cues[index] = au_cue(aus, known)
-    return out
-
-
-def au_cue(aus: dict[str, float], weights: dict[str, float]) -> str:
-    """'AU12 lip corner puller 0.80, AU6 cheek raiser 0.60' for the prototype's active AUs."""
-    from agent.perception.features import au_calibration
-
-    names = au_calibration()
-    active = sorted(weights, key=lambda au: -aus[au] * weights[au])
-    return (
-        ", ".join(f"{au} {names[au]['name']} {aus[au]:.2f}" for au in active if aus[au] >= 0.1)
-        or "weak AU evidence"
-    )
-
-
-# --- body ----------------------------------------------------------------------------------------
-
-
-def posture_scores(frame: FrameFeatures, p: dict[str, Any]) -> dict[str, float]:
-    """standing / sitting / lying memberships from torso tilt and thigh angle."""
-    tilt = frame.body.get("torso_tilt_deg")
-    if tilt is None:
-        return {}
-    thigh = frame.body.get("thigh_deg")
-    # Torso near horizontal; beyond ~135 deg (upside down) the pose is not trusted at all.
-    if tilt > 180.0 - p["lying_min_tilt_deg"] + p["angle_margin_deg"] * 2:
-        return {}
-    lying = ramp(tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"])
-    legs = [frame.body.get(f"leg_raise_{side}_deg") for side in ("l", "r")]
-    if all(leg is not None for leg in legs):
-        # Lying, the legs lie flat too; a torso tilted over standing legs is a bend or a pose.
-        flat = min(within(leg, 60.0, 120.0, p["angle_margin_deg"]) for leg in legs)
-        lying = min(lying, flat)
-    upright = 1.0 - ramp(
-        tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"]
-    )
-    if thigh is None:
-        return {"lying": lying, "ground": lying, "upright": upright}
-    sitting = upright * ramp(
-        thigh, p["sitting_min_thigh_deg"] - p["angle_margin_deg"], p["sitting_min_thigh_deg"]
-    )
-    standing = upright * ramp(
-        thigh, p["standing_max_thigh_deg"] + p["angle_margin_deg"], p["standing_max_thigh_deg"]
-    )
-    return {
-        "standing": standing,
-        "sitting": sitting,
-        "lying": lying,
-        "ground": lying,
-        "upright": upright,
-    }
-
-
-def posture(track: Track, p: dict[str, Any]) -> Scored:
-    """One posture (`params.posture`: standing, sitting or lying) held over time."""
-    out = Scored.empty(len(track.frames))
-    for index, frame in enumerate(track.frames):
-        scores = posture_scores(frame, p)
-        if p["posture"] in scores:
-            out.scores[index] = scores[p["posture"]]
-            out.boxes[index] = frame.person_box
-            out.cues[index] = (
-                f"torso {frame.body.get('torso_tilt_deg', NAN):.0f} deg from vertical, "
-                f"thighs {frame.body.get('thigh_deg', NAN):.0f} deg from hanging"
-            )
-    return out
-
-
-def posture_transition(track: Track, p: dict[str, Any]) -> Scored:
-    """sit_down / stand_up / fall: posture `from` within `window_s` before posture `to`.
-
-    A fall also needs the hips to drop fast (torso lengths per second).
-    """
-    out = Scored.empty(len(track.frames))
-    p = {**p, "from": p.get("from_posture", p.get("from")), "to": p.get("to_posture", p.get("to"))}
-    memberships = [posture_scores(f, p) for f in track.frames]
-    times = track.times_s
-    hip = track.series("body", "hip_y")
-    unit = track.series("body", "torso_len")
-    for index, now in enumerate(memberships):
-        if p["to"] not in now:
-            continue
-        out.scores[index] = 0.0
-        start = np.searchsorted(times, times[index] - p["window_s"], side="left")
-        before = [m.get(p["from"], 0.0) for m in memberships[start:index]]
-        if not before:
-            continue
-        k = start + int(np.argmax(before))
-        score = min(now[p["to"]], max(before))
-        cue = f"{p['from']} at {times[k]:.1f} s, {p['to']} at {times[index]:.1f} s"
-        if p.get("min_drop_speed") and index > k:
-            speed = (
-                (hip[index] - hip[k])
-                / max(np.nanmean(unit[k : index + 1]), 1e-6)
-                / (times[index] - times[k])
-            )
-            score = min(score, ramp(speed, p["min_drop_speed"] / 2, p["min_drop_speed"]))
-            cue += f", hips dropping {speed:.1f} torso lengths/s"
-        out.scores[index] = score
-        out.boxes[index] = track.frames[index].person_box
-        out.cues[index] = cue
-    return out
-
-
-def gait(track: Track, p: dict[str, Any]) -> Scored:
-    """Walking: ankles alternating (their gap opening and closing) while the hips travel, the
-    torso upright (a yoga pose also swings the ankles apart)."""
-    out = Scored.empty(len(track.frames))
-    gap = track.series("body", "ankle_gap")
-    tilt = track.series("body", "torso_tilt_deg")
-    hip_x = track.series("body", "hip_x") / np.maximum(track.series("body", "torso_len"), 1e-6)
-    times = track.times_s
-    for index, window in windowed(track, p["window_s"]):
-        values = gap[window]
-        if np.sum(~np.isnan(values)) < 3:
-            continue
-        swing = float(np.nanmax(values) - np.nanmin(values))
-        xs, ts = hip_x[window], times[window]
-        ok = ~np.isnan(xs)
-        travel = (
-            float(abs(xs[ok][-1] - xs[ok][0]) / max(ts[ok][-1] - ts[ok][0], 1e-6))
-            if ok.sum() >= 2
-            else 0.0
-        )
-        lean = float(np.nanmedian(tilt[window])) if np.any(~np.isnan(tilt[window])) else 0.0
-        limit = p["max_torso_tilt_deg"]
-        score = min(
-            ramp(swing, p["min_ankle_swing"] / 2, p["min_ankle_swing"]),
-            ramp(travel, p["min_speed"] / 2, p["min_speed"]),
-            ramp(lean, limit + p["angle_margin_deg"], limit),
-        )
-        out.scores[index] = score
-        out.boxes[index] = track.frames[index].person_box
-        out.cues[index] = (
-            f"ankle gap swings {swing:.2f} torso lengths, hips travel {travel:.2f} torso lengths/s"
         )
     return out
 
@@ -588,45 +340,4 @@ def fidgeting(track: Track, p: dict[str, Any]) -> Scored:
         out.scores[index] = score
         out.boxes[index] = track.frames[index].person_box
         out.cues[index] = f"hands move {hand_motion:.2f} torso lengths per frame, body still"
-    return out
-
-
-def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
-    """Walking (or running) people among the tracked moving-person boxes, one per person.
-
-    A track counts when it lasts `track_min_duration_s` and its straight-line travel per
-    second, in body heights, lies in `track_speed` [lo, hi].
-    """
-    from agent.state import Detection
-
-    out = []
-    lo, hi = p["track_speed"]
-    for person in people.tracks:
-        duration_s = person.times_s[-1] - person.times_s[0]
-        if duration_s < p["track_min_duration_s"]:
-            continue
-        travel = person.displacement(people.aspect)
-        speed = travel / max(duration_s, 1e-6)
-        score = min(
-            ramp(travel, p["track_min_travel"] / 2, p["track_min_travel"]),
-            within(speed, lo, hi, lo / 2),
-        )
-        if score < p["min_score"]:
-            continue
-        middle = len(person.boxes) // 2
-        out.append(
-            Detection(
-                kind=item.kind,
-                label=item.id,
-                start_s=round(person.times_s[0], 3),
-                end_s=round(person.times_s[-1] + step_s, 3),
-                confidence=round(score, 3),
-                bbox=person.boxes[middle],
-                cues=(
-                    f"person {person.person_id} travelled {travel:.1f} body heights in "
-                    f"{duration_s:.1f} s ({speed:.2f} heights/s), seen {len(person.times_s)} times"
-                ),
-                person_id=person.person_id,
-            )
-        )
     return out
