@@ -1,13 +1,13 @@
 """The agent's nodes (plan, retrieve, inspect, verify, answer) and its routers (route_*).
 
 Nodes read the plain-data state and return updates; heavy resources come from the runtime
-context (`AgentDeps`). Progress and VLM tokens go to LangGraph's custom stream as dicts:
+context (`AgentDeps`, agent.deps); their helpers are in agent.retrieval, agent.inspection
+and agent.onset. Progress and VLM tokens go to LangGraph's custom stream as dicts:
 `{"type": "progress", "stage", "message", "done", "total"}` and `{"type": "token", "text"}`.
 """
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from langgraph.runtime import Runtime
@@ -15,10 +15,13 @@ from langgraph.runtime import Runtime
 from agent import answering as say
 from agent.checkable import asked_classes
 from agent.composing import compose, past_end, state_events, target_names
-from agent.context import Context
-from agent.events import label_key, spans_overlap
+from agent.deps import AgentDeps, emit_progress
+from agent.events import label_key
+from agent.inspection import ask_vlm, clips_to_inspect, labels_in
+from agent.onset import refine_onset
 from agent.planning import Plan, plan_question, plan_schema_json, refine_plan
 from agent.provenance import model_provenance
+from agent.retrieval import anchor_window, as_dict, hit_dict, only_subject, overlaps, wanted_labels
 from agent.state import AgentState, Answer, AskedClass, VideoInfo
 from agent.vlm.parsing import says_present
 
@@ -33,25 +36,6 @@ PLAN_MAX_NEW_TOKENS = 160
 SYNONYM_MATCH_FLOOR = 0.35
 
 
-@dataclass
-class AgentDeps:
-    """What the nodes use but the state must not hold: settings and heavy resources."""
-
-    ctx: Context
-    index: Any  # agent.index.ClipIndex (or a test double with the same methods)
-    kb: Any  # agent.knowledge.KnowledgeBase
-    vlm: Any | None = None  # agent.vlm.VLM; None = perception backend only
-    # agent.perception.Perceiver and the session class, to look closer at onsets; None = off.
-    perceiver: Any | None = None
-    session_factory: Any | None = None
-
-
-def _emit(runtime: Runtime[AgentDeps], stage: str, message: str, done: int = 0, total: int = 0):
-    runtime.stream_writer(
-        {"type": "progress", "stage": stage, "message": message, "done": done, "total": total}
-    )
-
-
 def _plan(state: AgentState) -> Plan:
     return Plan.model_validate(state["plan"])
 
@@ -62,7 +46,7 @@ def _plan(state: AgentState) -> Plan:
 def plan(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     """Understand the question: rules first, then (with a VLM) a validated refinement."""
     deps, video, question = runtime.context, state["video"], state["question"]
-    _emit(runtime, "plan", f"planning: {question}")
+    emit_progress(runtime, "plan", f"planning: {question}")
     the_plan = plan_question(question, deps.kb, video["duration_s"], deps.ctx)
     notes: list[str] = []
     trace = [f"rules: {the_plan.question_type}, targets {the_plan.targets or 'none'}"]
@@ -188,18 +172,18 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     deps, video, the_plan = runtime.context, state["video"], _plan(state)
     step = state.get("step", 0) + 1
     window, notes = dict(state["window"]), list(state.get("notes") or [])
-    _emit(
+    emit_progress(
         runtime,
         "retrieve",
         f"retrieving (pass {step} of {deps.ctx.max_agent_steps})",
         step,
         deps.ctx.max_agent_steps,
     )
-    all_detections = [_as_dict(d) for d in deps.index.detections(video["sha256"])]
+    all_detections = [as_dict(d) for d in deps.index.detections(video["sha256"])]
     if step == 1 and the_plan.anchor is not None:
-        window, note = _anchor_window(the_plan, window, all_detections, deps.kb, video)
+        window, note = anchor_window(the_plan, window, all_detections, deps.kb, video)
         notes += [note] if note else []
-    labels = _wanted_labels(the_plan, deps.kb, _unchecked_ids(state))
+    labels = wanted_labels(the_plan, deps.kb, _unchecked_ids(state))
     # A behavior that names no class (asked of a VLM) is not any detected class.
     names_none = not labels and the_plan.unmatched() is not None
     detections = [
@@ -207,9 +191,9 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
         for d in all_detections
         if not names_none
         and (not labels or label_key(d["label"]) in labels)
-        and _overlaps(d, window)
+        and overlaps(d, window)
     ]
-    detections, note = _only_subject(detections, the_plan)
+    detections, note = only_subject(detections, the_plan)
     if note and note not in notes:
         notes.append(note)
     hits = deps.index.search(
@@ -219,7 +203,7 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
         start_s=window["start_s"],
         end_s=window["end_s"],
     )
-    hit_dicts = [_hit_dict(h) for h in hits]
+    hit_dicts = [hit_dict(h) for h in hits]
     line = (
         f"pass {step}: {len(detections)} detection(s) of {sorted(labels) or 'any class'}, "
         f"{len(hit_dicts)} clip(s) for '{state.get('query') or the_plan.query}' in "
@@ -235,92 +219,18 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     }
 
 
-def _as_dict(record: Any) -> dict[str, Any]:
-    return record.model_dump() if hasattr(record, "model_dump") else dict(record)
-
-
-def _hit_dict(hit: Any) -> dict[str, Any]:
-    """The plain part of a search hit (detections are re-read from the index by label)."""
-    return {
-        "clip_id": int(hit.clip_id),
-        "start_s": float(hit.start_s),
-        "end_s": float(hit.end_s),
-        "score": float(hit.score),
-        "caption": str(getattr(hit, "caption", "") or ""),
-    }
-
-
-def _overlaps(item: dict[str, Any], window: dict[str, float]) -> bool:
-    """Spans must share time (one that ends where "after that" starts is not after it);
-    stills and instants count inside the window, ends included."""
-    return spans_overlap(item["start_s"], item["end_s"], window["start_s"], window["end_s"])
-
-
-def _wanted_labels(the_plan: Plan, kb: Any, unchecked: set[str]) -> set[str]:
-    """The checkable target ids; else every class of the asked kinds; empty = any label.
-
-    Only the asked classes count: a re-query with synonyms changes the search text, never the
-    classes accepted as the answer (another class is another answer to another question).
-    """
-    labels = {t for t in the_plan.targets if t not in unchecked}
-    if not the_plan.targets and the_plan.kinds:
-        labels = {i for kind in the_plan.kinds for i in kb.ids(kind)}
-    return {label_key(label) for label in labels}
-
-
-def _anchor_window(
-    the_plan: Plan, window: dict[str, float], detections: list[dict], kb: Any, video: dict
-) -> tuple[dict[str, float], str]:
-    """Resolve "after she sits down" into a window from the anchor's first detection."""
-    anchor = the_plan.anchor
-    assert anchor is not None
-    found = [d for d in detections if anchor.target and label_key(d["label"]) == anchor.target]
-    if not found:
-        what = say.class_name(kb, anchor.target) if anchor.target else f"'{anchor.text}'"
-        return window, f"I could not find when {what} happens, so I searched the whole video."
-    first = min(found, key=lambda d: d["start_s"])
-    if anchor.relation == "after":
-        return {**window, "start_s": max(window["start_s"], first["end_s"])}, ""
-    return {**window, "end_s": min(window["end_s"], first["start_s"])}, ""
-
-
-def _only_subject(detections: list[dict], the_plan: Plan) -> tuple[list[dict], str]:
-    """Keep the detections of the person the question singles out, by horizontal position."""
-    subject = the_plan.subject
-    if subject is None or subject.side is None:
-        return detections, ""
-    placed = [d for d in detections if d.get("bbox")]
-    if not placed:
-        return detections, (
-            f"Perception has no per-person positions here, so I could not single out "
-            f"{subject.text}; the answer covers everyone."
-        )
-    by_person: dict[Any, list[float]] = {}
-    for det in placed:
-        x, _, w, _ = det["bbox"]
-        by_person.setdefault(det.get("person_id"), []).append(x + w / 2)
-    if len(by_person) < 2:
-        centre = sum(by_person[next(iter(by_person))]) / len(by_person[next(iter(by_person))])
-        keep = {"left": centre < 0.5, "right": centre >= 0.5, "center": 0.3 <= centre <= 0.7}
-        return (placed if keep[subject.side] else []), ""
-    centres = sorted(by_person, key=lambda p: sum(by_person[p]) / len(by_person[p]))
-    chosen = {"left": centres[0], "right": centres[-1], "center": centres[len(centres) // 2]}
-    person = chosen[subject.side]
-    return [d for d in placed if d.get("person_id") == person], ""
-
-
 # --- inspect ----------------------------------------------------------------------------------
 
 
 def inspect(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     """Look closer at the best clips: the VLM's answer on frames re-sampled at inspect_fps."""
     deps, video = runtime.context, state["video"]
-    clips = _clips_to_inspect(state, deps)
+    clips = clips_to_inspect(state, deps)
     findings = list(state.get("findings") or [])
     seen = {f["clip_id"] for f in findings}
     for number, clip in enumerate(clips, start=1):
-        seen_here = _labels_in(state.get("detections") or [], clip, deps.kb)
-        _emit(
+        seen_here = labels_in(state.get("detections") or [], clip, deps.kb)
+        emit_progress(
             runtime,
             "inspect",
             f"inspecting clip {number}/{len(clips)} "
@@ -330,139 +240,14 @@ def inspect(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
         )
         if deps.vlm is None or clip["clip_id"] in seen:
             continue
-        findings.append(_ask_vlm(state, deps, clip, runtime))
+        findings.append(ask_vlm(state, deps, clip, runtime))
     line = f"inspected {len(clips)} clip(s)" + (" with the VLM" if deps.vlm else "")
     update: dict[str, Any] = {"findings": findings}
-    refined = _refine_onset(state, deps, runtime)
+    refined = refine_onset(state, deps, runtime)
     if refined is not None:
         update["detections"], note = refined
         line += f"; {note}"
     return {**update, "trace": [*state.get("trace", []), line]}
-
-
-# Re-perceive this long before an onset (one coarse sampling step plus a margin) and after it.
-REFINE_BEFORE_PAD_S = 0.1
-REFINE_AFTER_S = 0.5
-
-
-def _refine_onset(
-    state: AgentState, deps: AgentDeps, runtime: Runtime[AgentDeps]
-) -> tuple[list[dict[str, Any]], str] | None:
-    """Look closer at the first event's start with perception at `refine_fps`.
-
-    The index samples at `sample_fps` (0.5 s steps by default); an onset question deserves the
-    0.1 s grid. The refined start is taken only if it lies between the last coarse frame
-    without the behavior and the first one with it. Returns None when nothing was refined.
-    """
-    the_plan, detections = _plan(state), list(state.get("detections") or [])
-    wants_onset = the_plan.onset or the_plan.occurrence == "first"
-    if deps.perceiver is None or not wants_onset or not detections or not the_plan.targets:
-        return None
-    first = min(detections, key=lambda d: d["start_s"])
-    if first["start_s"] <= 0.0 or first.get("source") == "vlm":
-        return None
-    step_s = 1.0 / deps.ctx.sample_fps
-    lo_s = max(0.0, first["start_s"] - step_s - REFINE_BEFORE_PAD_S)
-    hi_s = min(float(state["video"]["duration_s"]), first["start_s"] + REFINE_AFTER_S)
-    _emit(
-        runtime,
-        "inspect",
-        f"looking closer at {lo_s:.1f}-{hi_s:.1f} s ({deps.ctx.refine_fps:g} fps) for the onset",
-    )
-    closer = _perceive_span(VideoInfo.model_validate(state["video"]), lo_s, hi_s, deps)
-    starts = [
-        d.start_s
-        for d in closer
-        if label_key(d.label) == label_key(first["label"]) and lo_s < d.start_s < first["start_s"]
-    ]
-    if not starts:
-        return None
-    onset_s = min(starts)
-    refined = dict(first, start_s=round(onset_s, 3))
-    refined["cues"] = (first.get("cues") or "") + f" (onset refined at {deps.ctx.refine_fps:g} fps)"
-    updated = [refined if d is first else d for d in detections]
-    return updated, f"onset refined from {first['start_s']:.2f} s to {onset_s:.2f} s"
-
-
-def _perceive_span(info: VideoInfo, start_s: float, end_s: float, deps: AgentDeps) -> list[Any]:
-    from agent.perception.runner import perceive_path
-
-    return perceive_path(
-        info.path,
-        deps.ctx,
-        deps.kb,
-        deps.perceiver,
-        start_s=start_s,
-        end_s=end_s,
-        fps=deps.ctx.refine_fps,
-        session_factory=deps.session_factory,
-        info=info,
-    )
-
-
-def _labels_in(detections: list[dict[str, Any]], clip: dict[str, Any], kb: Any) -> str:
-    """ "thumbs up ×2, happy" for the detections inside a clip (progress text)."""
-    counts: dict[str, int] = {}
-    for det in detections:
-        if _overlaps(det, clip):
-            name = say.class_name(kb, det["label"])
-            counts[name] = counts.get(name, 0) + 1
-    if not counts:
-        return "no target detections"
-    return ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items())
-
-
-def _clips_to_inspect(state: AgentState, deps: AgentDeps) -> list[dict[str, Any]]:
-    """Clips holding target detections (most confident first), then the search hits."""
-    clips = [_as_dict(c) for c in deps.index.clips(state["video"]["sha256"])]
-    chosen: dict[int, dict[str, Any]] = {}
-    for det in sorted(state.get("detections") or [], key=lambda d: -d["confidence"]):
-        clip_id = say.clip_for(det["start_s"], clips)
-        match = next((c for c in clips if c["clip_id"] == clip_id), None)
-        if match is not None:
-            chosen.setdefault(clip_id, match)
-    for hit in state.get("hits") or []:
-        chosen.setdefault(hit["clip_id"], hit)
-    return [
-        {"clip_id": c["clip_id"], "start_s": float(c["start_s"]), "end_s": float(c["end_s"])}
-        for c in list(chosen.values())[: deps.ctx.inspect_clips]
-    ]
-
-
-def _ask_vlm(
-    state: AgentState, deps: AgentDeps, clip: dict[str, Any], runtime: Runtime[AgentDeps]
-) -> dict[str, Any]:
-    from agent.video import sample_frames
-
-    video, the_plan = state["video"], _plan(state)
-    frames = sample_frames(
-        video["path"],
-        clip["start_s"],
-        clip["end_s"],
-        fps=deps.ctx.inspect_fps,
-        max_frames=deps.ctx.max_frames_per_call,
-        ctx=deps.ctx,
-    )
-    ids = the_plan.targets or [i for kind in the_plan.kinds for i in deps.kb.ids(kind)]
-    snippet = deps.kb.prompt_snippet(ids) if ids else ""
-
-    def on_token(text: str) -> None:
-        runtime.stream_writer({"type": "token", "text": text, "clip_id": clip["clip_id"]})
-
-    try:
-        reply = deps.vlm.answer(
-            state["question"], frames, VideoInfo.model_validate(video), snippet, on_token=on_token
-        )
-    except Exception as error:  # one failing clip must not lose the others
-        log.warning("VLM failed on clip %s: %s", clip["clip_id"], error)
-        return {**clip, "text": "", "data": None, "error": str(error)}
-    data = reply.data if isinstance(reply.data, dict) else None
-    return {**clip, "text": reply.text, "data": _plain(data)}
-
-
-def _plain(value: Any) -> Any:
-    """JSON round trip: only primitives reach the checkpointer."""
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
 # --- verify -----------------------------------------------------------------------------------
@@ -473,16 +258,16 @@ def verify(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     deps, the_plan = runtime.context, _plan(state)
     trace = list(state.get("trace", []))
     if _supported(state, the_plan, deps):
-        _emit(runtime, "verify", "evidence found")
+        emit_progress(runtime, "verify", "evidence found")
         return {"verdict": "answer", "reason": "supported", "trace": [*trace, "verify: supported"]}
     if state.get("step", 0) >= deps.ctx.max_agent_steps:
-        _emit(runtime, "verify", "step budget spent")
+        emit_progress(runtime, "verify", "step budget spent")
         return {"verdict": "answer", "reason": "budget", "trace": [*trace, "verify: budget spent"]}
     strategy = _next_strategy(state, the_plan)
     if strategy is None:
         return {"verdict": "answer", "reason": "exhausted", "trace": [*trace, "verify: no more"]}
     update = _apply_strategy(strategy, state, the_plan, deps)
-    _emit(runtime, "verify", f"not found yet; trying again ({strategy})")
+    emit_progress(runtime, "verify", f"not found yet; trying again ({strategy})")
     return {
         **update,
         "verdict": "retry",
@@ -556,8 +341,8 @@ def route_verify(state: AgentState) -> Literal["retrieve", "answer"]:
 def answer(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     """Word the answer and build its evidence from records; remember the turn."""
     deps, video, the_plan = runtime.context, state["video"], _plan(state)
-    _emit(runtime, "answer", "writing the answer")
-    clips = [_as_dict(c) for c in deps.index.clips(video["sha256"])] if deps.index else []
+    emit_progress(runtime, "answer", "writing the answer")
+    clips = [as_dict(c) for c in deps.index.clips(video["sha256"])] if deps.index else []
     composed = compose(state, the_plan, deps, clips)
     text = composed.text
     notes = [n for n in state.get("notes") or [] if n != "no_history"]
