@@ -1,225 +1,34 @@
 """Question understanding without a model: type, target classes, time constraints, subject.
 
 `plan_question` turns a plain-language question into a `Plan` by rules (regular expressions for
-times and question words, knowledge-base matching for behaviors). A VLM may refine the plan as
-JSON (`refine_plan`); whatever it returns is validated against the same schema, and on any
-failure the rule-based plan stands.
+times and question words, knowledge-base matching for behaviors).
 """
 
-import json
-import logging
 import re
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.context import Context
+from agent.planning.plan import (
+    Anchor,
+    FollowUp,
+    MatchingKB,
+    Occurrence,
+    PhraseMatch,
+    Plan,
+    QuestionType,
+    Subject,
+)
+from agent.planning.times import cut_phrase, parse_time_window
 from agent.state import Kind
-from agent.timefmt import parse_clock
-
-log = logging.getLogger(__name__)
-
-QuestionType = Literal["when", "how_many", "what", "describe", "compare", "yes_no"]
-FollowUp = Literal["after_that", "before_that", "duration"]
-Occurrence = Literal["first", "last", "all"]
-KINDS: tuple[Kind, ...] = ("emotion", "gesture", "action")
 
 # Other classes are kept only when they tie with the best one: "thumbs up" must not pull in
 # thumbs_down (0.91 by embedding); "happy or sad" is split and matched part by part instead.
 TIE_MARGIN = 0.01
-# Half-width of the window around a point in time ("at 2:30").
-POINT_WINDOW_HALF_S = 2.5
-
-
-class Subject(BaseModel):
-    """Whom the question is about, when it singles one person out ("the man on the left")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    side: Literal["left", "right", "center"] | None = None
-
-
-class Anchor(BaseModel):
-    """A window defined by another behavior ("after she sits down"): resolved on detections."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    relation: Literal["after", "before"]
-    target: str | None = None
-    text: str
-
-
-class PhraseMatch(BaseModel):
-    """How the question's words for a behavior matched the knowledge base.
-
-    `class_id` is the class they were mapped to (score >= Context.match_min_score), or None
-    when no class matches well; `closest` is the best-scoring class either way.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    phrase: str
-    class_id: str | None = None
-    closest: str | None = None
-    score: float = Field(default=0.0, ge=0.0, le=1.0)
-    # Mapped, but below Context.match_strong_score: the answer says the match is weak.
-    weak: bool = False
-
-
-class Plan(BaseModel):
-    """What to look for, where in time, and what kind of answer the question wants."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    question_type: QuestionType
-    # Knowledge-base class ids the question is about, best first.
-    targets: list[str] = Field(default_factory=list)
-    # Kinds to consider when no class is named ("what emotion does he show?").
-    kinds: list[Kind] = Field(default_factory=list)
-    # Explicit time window in seconds (None = open on that side).
-    start_s: float | None = Field(default=None, ge=0.0)
-    end_s: float | None = Field(default=None, ge=0.0)
-    # The point in time the question names ("at 2:30"), kept for the answer's wording.
-    at_s: float | None = Field(default=None, ge=0.0)
-    anchor: Anchor | None = None
-    occurrence: Occurrence = "all"
-    # The question asks when something starts ("start smiling"): report onsets.
-    onset: bool = False
-    subject: Subject | None = None
-    # "how many people ..." counts distinct persons, not events.
-    count_people: bool = False
-    follow_up: FollowUp | None = None
-    wants_duration: bool = False
-    # The text used to search the clip index.
-    query: str
-    source: Literal["rules", "vlm"] = "rules"
-    # How the question's words matched the knowledge base: one entry per target, plus one with
-    # no class when the question asks about a behavior (when / yes-no / how many) that no class
-    # matches well. Always made by the rules.
-    matches: list[PhraseMatch] = Field(default_factory=list)
-
-    def has_window(self) -> bool:
-        return self.start_s is not None or self.end_s is not None
-
-    def unmatched(self) -> PhraseMatch | None:
-        """The asked behavior that names no knowledge-base class, if any."""
-        return next((m for m in self.matches if m.class_id is None), None)
-
-    def match_of(self, class_id: str) -> PhraseMatch | None:
-        return next((m for m in self.matches if m.class_id == class_id), None)
-
-
-class MatchingKB(Protocol):
-    """What planning needs from the knowledge base."""
-
-    def match(self, text: str, k: int = 5, kinds: list[str] | None = None) -> list[Any]: ...
-
-    def ids(self) -> list[str]: ...
-
-
-# --- time expressions -------------------------------------------------------------------------
-
-_UNIT_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0}
-_UNIT_S["hour"] = 3600.0
-_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "ten": 10, "a": 1, "an": 1}
-_TIME = (
-    r"(?:\d+:\d{1,2}(?::\d{1,2})?(?:\.\d+)?"
-    r"|(?:\d+(?:\.\d+)?|one|two|three|four|five|ten|an?)\s*"
-    r"(?:s|secs?|seconds?|min|mins|minutes?|h|hours?)\b"
-    r"|\d+(?:\.\d+)?(?=\s*(?:and|to|until|till|-|–|\?|$|,)))"
-)
-_BETWEEN = re.compile(
-    rf"\b(?:between|from)\s+({_TIME})\s*(?:and|to|until|till|-|–)\s*({_TIME})", re.I
-)
-_AT = re.compile(rf"\b(?:at|around|near|by)\s+(?:the\s+)?({_TIME})(?:\s+mark)?", re.I)
-_AFTER_TIME = re.compile(rf"\b(after|before|since|until)\s+({_TIME})", re.I)
-_FIRST_LAST_SPAN = re.compile(
-    r"\b(?:in|during|within|over)?\s*the\s+(first|last|final|opening|closing)\s+"
-    r"(?:(\d+(?:\.\d+)?|one|two|three|four|five|ten)\s+)?"
-    r"(seconds?|minutes?|hours?|half)\b",
-    re.I,
-)
-_SECOND_HALF = re.compile(r"\b(?:in|during)?\s*the\s+second\s+half\b", re.I)
+# "after she sits down": a window that starts or ends at another behavior.
 _ANCHOR = re.compile(
     r"\b(after|before|once|until|till)\s+"
     r"(?!\d)((?:he|she|they|it|someone|somebody|the\s+\w+)\s+[^,?.;]+|[a-z]+ing\b[^,?.;]*)",
     re.I,
 )
-
-
-def parse_duration(text: str) -> float | None:
-    """`2:30` → 150, `10 seconds` → 10, `1.5 min` → 90, `an hour` → 3600; None otherwise."""
-    text = text.strip().lower()
-    if ":" in text:
-        return parse_clock(text)
-    match = re.fullmatch(r"(\d+(?:\.\d+)?|one|two|three|four|five|ten|an?)\s*([a-z]*)", text)
-    if not match:
-        return None
-    number_text, unit_text = match.groups()
-    number = float(_NUMBER_WORDS.get(number_text, 0) or number_text)
-    if not unit_text:
-        return number
-    unit = unit_text.rstrip("s") or "s"
-    unit = {"sec": "sec", "mins": "min"}.get(unit, unit)
-    return number * _UNIT_S[unit] if unit in _UNIT_S else None
-
-
-def _span_length_s(count_text: str | None, unit_text: str) -> float:
-    count = 1.0 if not count_text else float(_NUMBER_WORDS.get(count_text, 0) or count_text)
-    return count * _UNIT_S[unit_text.lower().rstrip("s")]
-
-
-def parse_time_window(
-    question: str, duration_s: float | None = None
-) -> tuple[float | None, float | None, float | None, str]:
-    """(start_s, end_s, at_s, question without the time phrase) from the question's words.
-
-    Relative spans ("the last minute", "the second half") need the video's duration; without
-    it they are left open.
-    """
-    if match := _BETWEEN.search(question):
-        first, second = parse_duration(match.group(1)), parse_duration(match.group(2))
-        if first is not None and second is not None:
-            start_s, end_s = sorted((first, second))
-            return start_s, end_s, None, _cut(question, match)
-    if match := _FIRST_LAST_SPAN.search(question):
-        which, count_text, unit_text = match.groups()
-        which = "first" if which.lower() in {"first", "opening"} else "last"
-        if unit_text.lower() == "half":
-            if duration_s is None:
-                return None, None, None, _cut(question, match)
-            half = duration_s / 2
-            span = (0.0, half) if which == "first" else (half, duration_s)
-            return span[0], span[1], None, _cut(question, match)
-        length_s = _span_length_s(count_text, unit_text)
-        if which == "first":
-            return 0.0, length_s, None, _cut(question, match)
-        if duration_s is None:
-            return None, None, None, _cut(question, match)
-        return max(0.0, duration_s - length_s), duration_s, None, _cut(question, match)
-    if (match := _SECOND_HALF.search(question)) and duration_s is not None:
-        return duration_s / 2, duration_s, None, _cut(question, match)
-    if match := _AT.search(question):
-        at_s = parse_duration(match.group(1))
-        if at_s is not None:
-            start_s = max(0.0, at_s - POINT_WINDOW_HALF_S)
-            return start_s, at_s + POINT_WINDOW_HALF_S, at_s, _cut(question, match)
-    if match := _AFTER_TIME.search(question):
-        relation, time_text = match.groups()
-        time_s = parse_duration(time_text)
-        if time_s is not None:
-            if relation.lower() in {"after", "since"}:
-                return time_s, None, None, _cut(question, match)
-            return 0.0, time_s, None, _cut(question, match)
-    return None, None, None, question
-
-
-def _cut(text: str, match: re.Match) -> str:
-    return (text[: match.start()] + " " + text[match.end() :]).strip()
-
-
-# --- question words ---------------------------------------------------------------------------
 
 _FOLLOW_UPS: list[tuple[re.Pattern, FollowUp]] = [
     (
@@ -419,7 +228,7 @@ def _anchor(question: str, kb: MatchingKB, ctx: Context) -> tuple[Anchor | None,
     relation = "after" if relation_word.lower() in {"after", "once"} else "before"
     targets = match_targets(clause, kb, kinds=None, ctx=ctx)
     anchor = Anchor(relation=relation, target=targets[0] if targets else None, text=clause.strip())
-    return anchor, _cut(question, match)
+    return anchor, cut_phrase(question, match)
 
 
 def follow_up_of(question: str) -> FollowUp | None:
@@ -484,37 +293,3 @@ def plan_question(
         query=_content_words(rest) or question.strip(),
         matches=matches,
     )
-
-
-# --- VLM refinement -----------------------------------------------------------------------------
-
-
-def plan_schema_json() -> str:
-    """The JSON schema a refining model must follow (quoted in the plan prompt)."""
-    return json.dumps(Plan.model_json_schema(), separators=(",", ":"))
-
-
-def refine_plan(rule_plan: Plan, data: dict | None, known_ids: set[str]) -> tuple[Plan, str]:
-    """The model's plan when it validates against the schema, else the rule plan.
-
-    Returns (plan, note); unknown class ids from the model are dropped, because only
-    knowledge-base classes can be checked against detections.
-    """
-    if not isinstance(data, dict):
-        return rule_plan, "the model's plan was not JSON; the rule-based plan stands"
-    merged = {**rule_plan.model_dump(), **data, "source": "vlm"}
-    # Follow-ups and how the words matched the knowledge base are the rules' own findings.
-    merged["follow_up"] = rule_plan.follow_up
-    merged["matches"] = rule_plan.model_dump()["matches"]
-    try:
-        plan = Plan.model_validate(merged)
-    except ValidationError as error:
-        log.info("VLM plan rejected: %s", error.errors()[:3])
-        return rule_plan, "the model's plan did not fit the schema; the rule-based plan stands"
-    targets = [t for t in plan.targets if t in known_ids]
-    if plan.targets and not targets:
-        targets = rule_plan.targets
-    kept = set(targets)
-    matches = [m for m in rule_plan.matches if (m.class_id in kept) or not (m.class_id or kept)]
-    plan = plan.model_copy(update={"targets": targets, "matches": matches})
-    return plan, "plan refined by the model"
