@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from agent.context import Context
-from agent.indexing import PERCEPTION_SETTINGS
+from agent.indexing.settings import PERCEPTION_SETTINGS
 from agent.provenance import model_provenance, software_versions
 from agent.report.model import Provenance
 from agent.state import VideoInfo

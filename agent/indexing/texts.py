@@ -1,0 +1,127 @@
+"""The words of the index: captions from VLM replies, detections from the classes a VLM named,
+and the clip text that gets embedded (detected events with their times, then the caption)."""
+
+from agent.events import label_key
+from agent.state import Clip, Detection
+from agent.timefmt import format_clock
+from agent.vlm.parsing import without_times
+
+_KIND_ORDER = ("gesture", "emotion", "action")
+
+
+def caption_of(text: str, data: dict | None) -> str:
+    """One readable caption from a describe reply: the summary, then each person's behavior.
+
+    Without any time the model wrote: clip times come from the index, never from its words.
+    """
+    return without_times(_caption_text(text, data))
+
+
+def _caption_text(text: str, data: dict | None) -> str:
+    if not isinstance(data, dict):
+        return (text or "").strip()
+    parts = [str(data["summary"]).strip()] if data.get("summary") else []
+    for person in data.get("people") or []:
+        if not isinstance(person, dict):
+            continue
+        seen = [
+            f"{field} {', '.join(map(str, _as_list(person.get(field))))}"
+            for field in ("emotion", "gestures", "actions")
+            if _as_list(person.get(field)) and person.get(field) != "unclear"
+        ]
+        where = f" ({person['where']})" if person.get("where") else ""
+        cues = f"; cues: {person['cues']}" if person.get("cues") else ""
+        if seen:
+            parts.append(f"Person {person.get('person', '?')}{where}: {'; '.join(seen)}{cues}.")
+    return " ".join(parts) or (text or "").strip()
+
+
+def vlm_detections(data: dict | None, clip: Clip, kb) -> list[Detection]:
+    """Knowledge-base classes the VLM named in a clip, spanning the clip (times are ours)."""
+    if not isinstance(data, dict) or kb is None:
+        return []
+    found: dict[str, Detection] = {}
+    for number, person in enumerate(data.get("people") or [], start=1):
+        if not isinstance(person, dict):
+            continue
+        person_id = person.get("person")
+        for field in ("emotion", "gestures", "actions"):
+            for name in _as_list(person.get(field)):
+                class_id = _kb_id(str(name), kb)
+                if class_id is None or class_id in found:
+                    continue
+                found[class_id] = Detection(
+                    kind=kb.get(class_id).kind,
+                    label=class_id,
+                    start_s=clip.start_s,
+                    end_s=clip.end_s,
+                    confidence=0.5,  # the model gives no calibrated score
+                    cues=without_times(str(person.get("cues") or ""))[:300],
+                    person_id=person_id if isinstance(person_id, int) else number,
+                    source="vlm",
+                )
+    return list(found.values())
+
+
+def _kb_id(name: str, kb) -> str | None:
+    key = label_key(name)
+    if key in kb:
+        return key
+    for class_id in kb.ids():
+        item = kb.get(class_id)
+        if key in {label_key(item.name), *(label_key(s) for s in item.synonyms)}:
+            return class_id
+    return None
+
+
+def _as_list(value) -> list:
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def clip_text(clip: Clip, caption: str, detections: list[Detection], kb=None) -> str:
+    """Detected events in words with their times, then the caption; what gets embedded.
+
+    Events come first because the sentence model reads at most 256 word pieces.
+    """
+    sentences = []
+    for kind in _KIND_ORDER:
+        spans: dict[str, list[Detection]] = {}
+        for d in detections:
+            if d.kind == kind:
+                spans.setdefault(d.label, []).append(d)
+        for label, found in spans.items():
+            sentences.append(_event_sentence(kind, label, found, clip, kb))
+    if not sentences:
+        sentences.append("No gesture, facial expression or action was detected.")
+    if caption:
+        sentences.append(caption.strip())
+    return " ".join(sentences)
+
+
+def _event_sentence(kind: str, label: str, found: list[Detection], clip: Clip, kb) -> str:
+    name, synonyms = _names(label, kb)
+    also = f" ({', '.join(synonyms)})" if synonyms else ""
+    found = sorted(found, key=lambda d: d.start_s)
+    times = [_when(d, clip) for d in found[:3]]
+    more = f" and {len(found) - 3} more times" if len(found) > 3 else ""
+    noun = {"emotion": "facial expression", "gesture": "gesture", "action": "action"}[kind]
+    return f"{name}{also} {noun} {', '.join(times)}{more}."
+
+
+def _names(label: str, kb) -> tuple[str, list[str]]:
+    """Display name and a few synonyms from the knowledge base (the label itself otherwise)."""
+    if kb is not None and label in kb:
+        item = kb.get(label)
+        synonyms = [s for s in item.synonyms if s.lower() != item.name.lower()][:3]
+        return item.name, synonyms
+    return label.replace("_", " "), []
+
+
+def _when(d: Detection, clip: Clip) -> str:
+    if d.end_s - d.start_s < 0.05:
+        return f"at {format_clock(d.start_s)}"
+    if d.start_s <= clip.start_s and d.end_s >= clip.end_s:
+        return f"throughout, from {format_clock(d.start_s)} to {format_clock(d.end_s)}"
+    return f"from {format_clock(d.start_s)} to {format_clock(d.end_s)}"
