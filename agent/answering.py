@@ -12,7 +12,7 @@ from agent.events import Event, clamp_time
 from agent.planning import Plan
 from agent.state import AskedClass, Evidence
 from agent.timefmt import format_clock, format_span
-from agent.vlm.parsing import without_times
+from agent.vlm.reply_times import without_times
 
 # Evidence items listed per answer; more would bury the answer. A count lists what it counted.
 MAX_EVIDENCE = 8

@@ -16,7 +16,7 @@ from agent.report.frames import KEY_FRAME_SIDE
 from agent.report.model import ReportData
 from agent.state import Clip
 from agent.video import probe
-from agent.vlm.parsing import mentions_time
+from agent.vlm.reply_times import mentions_time
 from tests.report_support import ScriptedVLM, StubKB, detection, sample_detections
 from tests.synthetic import write_video
 

@@ -8,7 +8,7 @@ from markupsafe import escape
 from agent.context import Context
 from agent.provenance import files_sha256
 from agent.report import build_report, write_report
-from agent.vlm.parsing import without_times
+from agent.vlm.reply_times import without_times
 from tests.report_support import detection
 from tests.synthetic import write_video
 

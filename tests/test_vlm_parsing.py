@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.vlm import parsing
+from agent.vlm import parsing, reply_times
 
 CASES = yaml.safe_load((Path(__file__).parent / "fixtures" / "vlm_replies.yaml").read_text())
 
@@ -83,7 +83,7 @@ def test_there_are_many_fixtures_of_each_task():
     ],
 )
 def test_parse_time_value(text, seconds):
-    assert parsing.parse_time_value(text) == seconds
+    assert reply_times.parse_time_value(text) == seconds
 
 
 def test_time_spans_in_prose_in_text_order():
@@ -91,7 +91,12 @@ def test_time_spans_in_prose_in_text_order():
         "First a wave at 00:03, then clapping from 12.5s to 14s, nodding 20 - 22 seconds, "
         "and 1:05–1:09 a bow. The 3 - 4 chairs are empty."
     )
-    assert parsing.find_time_spans(text) == [(3.0, 3.0), (12.5, 14.0), (20.0, 22.0), (65.0, 69.0)]
+    assert reply_times.find_time_spans(text) == [
+        (3.0, 3.0),
+        (12.5, 14.0),
+        (20.0, 22.0),
+        (65.0, 69.0),
+    ]
 
 
 def test_match_label_never_guesses_between_labels():
@@ -125,8 +130,8 @@ def test_unparsed_replies_are_counted_and_logged(caplog):
     ],
 )
 def test_model_text_keeps_only_what_states_no_time(text, kept):
-    assert parsing.without_times(text) == kept
-    assert not parsing.mentions_time(kept)
+    assert reply_times.without_times(text) == kept
+    assert not reply_times.mentions_time(kept)
 
 
 def test_presence_comes_from_explicit_words_never_from_times():

@@ -4,7 +4,7 @@ and the clip text that gets embedded (detected events with their times, then the
 from agent.events import label_key
 from agent.state import Clip, Detection
 from agent.timefmt import format_clock
-from agent.vlm.parsing import without_times
+from agent.vlm.reply_times import without_times
 
 _KIND_ORDER = ("gesture", "emotion", "action")
 

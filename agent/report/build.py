@@ -28,7 +28,7 @@ from agent.report.narrative import write_narratives
 from agent.report.provenance import provenance
 from agent.state import Clip, Detection, VideoInfo
 from agent.video import is_image
-from agent.vlm.parsing import without_times
+from agent.vlm.reply_times import without_times
 
 log = logging.getLogger(__name__)
 

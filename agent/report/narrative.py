@@ -15,7 +15,7 @@ from agent.report.model import ReportData, ReportEvent
 from agent.state import VideoInfo
 from agent.timefmt import format_span
 from agent.video import sample_span
-from agent.vlm.parsing import mentions_time, without_times
+from agent.vlm.reply_times import mentions_time, without_times
 
 log = logging.getLogger(__name__)
 

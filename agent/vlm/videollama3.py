@@ -17,10 +17,11 @@ from agent.provenance import ModelEntry, checkpoint_entry
 from agent.state import VideoInfo
 from agent.timefmt import format_clock
 from agent.video import FrameBatch
-from agent.vlm import VLMReply, parsing
+from agent.vlm import parsing
 from agent.vlm.device import DevicePlan, pick_device
 from agent.vlm.loading import checkpoint_folder, load_model_and_processor, resolve_source
 from agent.vlm.prompting import render_prompt
+from agent.vlm.protocol import VLMReply
 
 log = logging.getLogger(__name__)
 
