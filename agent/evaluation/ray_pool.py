@@ -11,6 +11,7 @@ from typing import Any
 from agent.context import Context
 from agent.errors import ConfigError
 from agent.evaluation.annotations import Item
+from agent.evaluation.execution import predict_item
 
 # Items sent to an actor per call: amortises scheduling, and bounds the work a lost node redoes.
 CHUNK_ITEMS = 4
@@ -24,8 +25,6 @@ class EvalWorker:
         self.task = task
 
     def predict(self, items: list[Item]) -> list[dict[str, Any]]:
-        from agent.evaluation.runner import predict_item
-
         return [predict_item(self.predictor, self.task, item) for item in items]
 
     def provenance(self):

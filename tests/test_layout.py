@@ -1,0 +1,131 @@
+"""The package's shape: no module in agent/ past 500 lines, and no import circle.
+
+Imports are read with `ast`, not by importing, so the check costs nothing and sees imports
+inside functions too: a deferred import that closes a circle is still a circle, it only fails
+later and harder to trace.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+AGENT = Path(__file__).resolve().parent.parent / "agent"
+MAX_LINES = 500
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(AGENT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def agent_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(AGENT.rglob("*.py"))}
+
+
+def imported_modules(path: Path, name: str, known: set[str]) -> set[str]:
+    """The agent modules this file imports, at any depth in the file.
+
+    `from agent.x import y` counts as `agent.x.y` when that is a module and as `agent.x`
+    otherwise; relative imports are resolved against the file's package.
+    """
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in known else base)
+    return {module for module in found if module in known and module != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = agent_modules()
+    known = set(modules)
+    return {name: imported_modules(path, name, known) for name, path in modules.items()}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a path that ends where it starts, or None."""
+    state: dict[str, str] = {}  # "open" while on the current path, "done" once cleared
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = "open"
+        path.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_no_module_in_agent_is_longer_than_the_limit():
+    lengths = {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in agent_modules().items()
+    }
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert not too_long, f"split these modules by concern (limit {MAX_LINES} lines): {too_long}"
+    assert len(lengths) > 50  # the walk found the package, not an empty folder
+
+
+def test_agent_has_no_import_circle():
+    graph = import_graph()
+    # The walk sees real edges: the index's face reaches its SQLite store through the layers.
+    assert "agent.index.library" in graph["agent.index"]
+    assert "agent.index.store" in reachable(graph, "agent.index")
+    cycle = find_cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+@pytest.mark.parametrize(
+    "graph, expected",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": set()}, None),
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"b"}, "b": {"b2"}, "b2": {"b"}}, ["b", "b2", "b"]),
+    ],
+)
+def test_the_cycle_finder_finds_circles_and_only_circles(graph, expected):
+    assert find_cycle(graph) == expected
+
+
+def test_from_imports_resolve_to_submodules_and_relative_imports_to_the_package(tmp_path):
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from agent.index import store, ClipIndex\n"
+        "def later():\n"
+        "    from . import sibling\n"
+        "    import agent.report.render\n",
+        encoding="utf-8",
+    )
+    known = {"agent.index", "agent.index.store", "agent.pkg.sibling", "agent.report.render"}
+    found = imported_modules(source, "agent.pkg.mod", known)
+    assert found == {"agent.index", "agent.index.store", "agent.pkg.sibling", "agent.report.render"}
