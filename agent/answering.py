@@ -67,8 +67,12 @@ def detection_evidence(
         source = f"Perception and {describer}"
     else:
         source = "A" + describer[1:] if describer.startswith("a ") else describer
-    cues = without_times(event.cues[0]) if event.cues else ""
-    rationale = f"{source} saw {class_name(kb, event.label)}: {cues or 'no cue text recorded'}."
+    cues = event.cues[0] if event.cues else ""
+    if "vlm" in event.sources:
+        # A model may have written these; perception cues are measurements the system made.
+        cues = without_times(cues)
+    cues = cues.rstrip(".") or "no cue text recorded"
+    rationale = f"{source} saw {class_name(kb, event.label)}: {cues}."
     definition = class_definition(kb, event.label)
     if definition:
         rationale += f' Knowledge base: "{definition}"'
