@@ -6,6 +6,7 @@ later and harder to trace.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,38 @@ def test_from_imports_resolve_to_submodules_and_relative_imports_to_the_package(
     known = {"agent.index", "agent.index.store", "agent.pkg.sibling", "agent.report.render"}
     found = imported_modules(source, "agent.pkg.mod", known)
     assert found == {"agent.index", "agent.index.store", "agent.pkg.sibling", "agent.report.render"}
+
+
+ROOT = AGENT.parent
+DOCS = [ROOT / "README.md", ROOT / "knowledge" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_agent_path_the_docs_name_exists():
+    named = {
+        (doc.name, match)
+        for doc in DOCS
+        for match in re.findall(r"\bagent/[\w/]+(?:\.py|\.yaml|/)", doc.read_text(encoding="utf-8"))
+    }
+    assert len(named) > 20
+    missing = sorted((doc, path) for doc, path in named if not (ROOT / path).exists())
+    assert not missing, f"the docs name paths that are not in the tree: {missing}"
+
+
+def test_the_readme_layout_names_every_module_and_package():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("### Layout", 1)[1].split("```", 2)[1]
+    names = set(re.findall(r"[\w]+(?:\.py|/)", layout))
+    unnamed = sorted(
+        str(path.relative_to(AGENT))
+        for path in AGENT.rglob("*.py")
+        # The CLI's command modules are described as a group.
+        if path.name not in ("__init__.py", "__main__.py")
+        and path.name not in names
+        and not (path.parent.name == "cli" and path.name.endswith("_commands.py"))
+    )
+    unnamed += sorted(
+        str(path.relative_to(AGENT))
+        for path in AGENT.rglob("__init__.py")
+        if path.parent != AGENT and path.parent.name + "/" not in names
+    )
+    assert not unnamed, f"the README's layout section does not name: {unnamed}"
