@@ -348,7 +348,7 @@ def answer(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     notes = [n for n in state.get("notes") or [] if n != "no_history"]
     if notes:
         text = text + " " + " ".join(notes)
-    models = model_provenance(deps.vlm)
+    models = model_provenance(deps.vlm, deps.ctx)
     reply = Answer(
         answer=text,
         found=composed.found,

@@ -9,6 +9,8 @@ call `register_model` so that every record made after that names them too.
 
 import hashlib
 import importlib.util
+import json
+import logging
 import platform
 import threading
 from functools import cache
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.state import Record
+
+log = logging.getLogger(__name__)
 
 PERCEPTION_BACKEND = "perception"
 # The mediapipe 0.10.14 models `Perceiver` runs (holistic at pose complexity 1 with the refined
@@ -116,10 +120,19 @@ def unregister_model(name: str) -> None:
         _REGISTERED.pop(name, None)
 
 
-def model_provenance(vlm: Any = None) -> ModelProvenance:
-    """The record of a run with this VLM (None = the offline perception backend)."""
+def model_provenance(vlm: Any = None, ctx: Any = None) -> ModelProvenance:
+    """The record of a run with this VLM (None = the offline perception backend).
+
+    With settings (`ctx`) that use learned perception models, the installed ones are named
+    even before they load here: a report or answer read from an index was made with them (the
+    index's settings fingerprint holds their sha256, so a changed model means a re-index).
+    """
     landmarks = mediapipe_entry()
-    models = [landmarks, *registered_models()]
+    by_name = {landmarks.name: landmarks}
+    if ctx is not None and getattr(ctx, "learned_models", False):
+        by_name.update((m.name, m) for m in installed_learned_models(Path(ctx.models_dir)))
+    by_name.update((m.name, m) for m in registered_models())
+    models = list(by_name.values())
     if vlm is None:
         return ModelProvenance(backend=PERCEPTION_BACKEND, model_id=landmarks.name, models=models)
     entry = vlm_entry(vlm)
@@ -129,6 +142,36 @@ def model_provenance(vlm: Any = None) -> ModelProvenance:
         quantization=vlm_quantization(vlm),
         models=[*models, entry],
     )
+
+
+def learned_model_entry(record: dict) -> ModelEntry:
+    """The entry of a learned model from its `provenance.json` (written when it is installed)."""
+    return ModelEntry(
+        name=record["name"],
+        role=record["task"],
+        source_package=f"{record['registry']}:{record['package']}",
+        version=record["version"],
+        license=record["license"],
+        sha256=record["sha256"],
+        sha256_of=record["model_file"],
+    )
+
+
+def installed_learned_models(models_dir: Path) -> list[ModelEntry]:
+    """The learned models installed under `models_dir`, read from their provenance.json files
+    (no model is loaded); an unreadable record is skipped with a warning."""
+    entries = []
+    for record_path in sorted(models_dir.glob("*/provenance.json")):
+        try:
+            entries.append(learned_model_entry(json.loads(record_path.read_text("utf-8"))))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning(
+                "unreadable model record %s (%s); reinstall with "
+                "`behavior-agent models install --force`",
+                record_path,
+                error,
+            )
+    return entries
 
 
 def vlm_backend(vlm: Any) -> str:

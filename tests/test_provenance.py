@@ -1,5 +1,6 @@
 """The one provenance record: backends named by the objects that ran, and model entries."""
 
+import json
 from importlib import metadata
 from pathlib import Path
 
@@ -122,9 +123,9 @@ def test_predictors_and_reports_carry_the_registered_models(expression_model, tm
     from tests.report_support import StubKB, sample_detections
     from tests.synthetic import write_video
 
-    predictor = PerceptionPredictor(Context(), perceiver=object(), kb=StubKB())
+    ctx = Context(home=tmp_path / "home", models_dir=tmp_path / "no-models")
+    predictor = PerceptionPredictor(ctx, perceiver=object(), kb=StubKB())
     assert predictor.provenance.model("expression") == expression_model
-    ctx = Context(home=tmp_path / "home")
     video = write_video(tmp_path / "v.mp4", [3.0])
     info = probe(video, ctx)
     clips = [Clip(clip_id=0, start_s=0.0, end_s=info.duration_s)]
@@ -133,3 +134,67 @@ def test_predictors_and_reports_carry_the_registered_models(expression_model, tm
     page = write_report(data, "html", tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Model (expression)" in page and "expression-net-small" in page
     assert "abababababababab" in page  # the first 16 hex digits of its sha256
+
+
+def write_installed_record(models_dir: Path, model_id: str, **changes) -> None:
+    record = {
+        "id": model_id,
+        "task": "objects",
+        "name": f"{model_id} detector",
+        "license": "MIT",
+        "registry": "npm",
+        "package": "@example/models",
+        "version": "3.0.4",
+        "model_file": "model.onnx",
+        "sha256": "cd" * 32,
+        **changes,
+    }
+    (models_dir / model_id).mkdir(parents=True)
+    (models_dir / model_id / "provenance.json").write_text(json.dumps(record), "utf-8")
+
+
+def test_installed_learned_models_are_named_before_they_load(tmp_path, caplog):
+    """A report or answer read from an index names the learned models that made its
+    detections, though nothing was perceived (so nothing registered) in this process."""
+    models_dir = tmp_path / "models"
+    write_installed_record(models_dir, "objects_a")
+    write_installed_record(models_dir, "broken", sha256=None)
+    (models_dir / "broken" / "provenance.json").write_text("{not json", "utf-8")
+    ctx = Context(home=tmp_path / "home", models_dir=models_dir)
+    with caplog.at_level("WARNING", logger="agent.provenance"):
+        record = model_provenance(None, ctx)
+    assert [(m.role, m.name) for m in record.models] == [
+        ("landmarks", mediapipe_entry().name),
+        ("objects", "objects_a detector"),
+    ]
+    objects = record.model("objects")
+    assert (objects.source_package, objects.version, objects.sha256) == (
+        "npm:@example/models",
+        "3.0.4",
+        "cd" * 32,
+    )
+    assert "broken" in caplog.text and "models install --force" in caplog.text
+    # Settings that switch learned models off name none, and no settings name none.
+    off = Context(home=tmp_path / "home", models_dir=models_dir, learned_models=False)
+    assert model_provenance(None, off).model("objects") is None
+    assert model_provenance().model("objects") is None
+
+
+def test_a_loaded_model_replaces_its_installed_entry(tmp_path):
+    models_dir = tmp_path / "models"
+    write_installed_record(models_dir, "objects_a")
+    register_model("objects_a detector", role="objects", source_package="numpy", sha256="ef" * 32)
+    record = model_provenance(None, Context(models_dir=models_dir))
+    assert [m.sha256 for m in record.models if m.role == "objects"] == ["ef" * 32]
+
+
+def test_report_on_an_indexed_video_names_the_installed_models(tmp_path):
+    from agent.report.provenance import provenance as report_provenance
+    from agent.video import probe
+    from tests.synthetic import write_video
+
+    models_dir = tmp_path / "models"
+    write_installed_record(models_dir, "objects_a")
+    ctx = Context(home=tmp_path / "home", models_dir=models_dir)
+    info = probe(write_video(tmp_path / "v.mp4", [2.0]), ctx)
+    assert "objects_a detector" in [m.name for m in report_provenance(info, ctx).models]

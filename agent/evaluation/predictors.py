@@ -168,7 +168,7 @@ class PerceptionPredictor:
         self.ctx = ctx
         self.kb = kb or load_knowledge_base()
         self.perceiver = perceiver or Perceiver(ctx)
-        self.provenance = model_provenance()
+        self.provenance = model_provenance(ctx=ctx)
         self.model_id = self.provenance.model_id
         # Items often share a video (several labelled segments); perceive each span once.
         self._cache: OrderedDict[str, list[Event]] = OrderedDict()
@@ -314,7 +314,7 @@ class VLMPredictor:
         self.ctx = ctx
         self.vlm = vlm
         self.kb = kb or load_knowledge_base()
-        self.provenance = model_provenance(vlm)
+        self.provenance = model_provenance(vlm, ctx)
         self.backend = self.provenance.backend
         self.model_id = self.provenance.model_id
 

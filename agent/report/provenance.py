@@ -41,7 +41,7 @@ _VLM_SAMPLING_FIELDS = ("describe_fps", "max_frames_per_call", "max_visual_token
 
 def provenance(info: VideoInfo, ctx: Context, vlm: Any = None) -> Provenance:
     """What made this report and what it cannot tell (the video itself is in `ReportVideo`)."""
-    models = model_provenance(vlm)
+    models = model_provenance(vlm, ctx)
     uses_vlm = vlm is not None
     fields = _SAMPLING_FIELDS + (_VLM_SAMPLING_FIELDS if uses_vlm else ())
     limits = load_limits()

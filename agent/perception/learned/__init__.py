@@ -67,14 +67,15 @@ def _load(models_dir: Path, min_object_score: float) -> LearnedModels:
 
 def _register(record: dict) -> None:
     """Name a loaded learned model in every provenance record made from now on."""
-    from agent.provenance import register_model
+    from agent.provenance import learned_model_entry, register_model
 
+    entry = learned_model_entry(record)
     register_model(
-        record["name"],
-        role=record["task"],
-        source_package=f"{record['registry']}:{record['package']}",
-        version=record["version"],
-        license=record["license"],
-        sha256=record["sha256"],
-        sha256_of=record["model_file"],
+        entry.name,
+        role=entry.role,
+        source_package=entry.source_package,
+        version=entry.version,
+        license=entry.license,
+        sha256=entry.sha256,
+        sha256_of=entry.sha256_of,
     )

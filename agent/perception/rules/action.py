@@ -104,39 +104,35 @@ def object_interaction(track: Track, p: dict[str, Any]) -> Scored:
     return out
 
 
+def _limbs_raised_straight(
+    body: dict[str, float], p: dict[str, Any], limb: str, joint: str
+) -> list[float]:
+    """Per side with both angles measured: how far the limb is raised past
+    `min_<limb>_raise_deg` while its `joint` (knee, elbow) is straight (0..1)."""
+    straight, margin = p["straight_joint_deg"], p["angle_margin_deg"]
+    need = p[f"min_{limb}_raise_deg"]
+    sides = []
+    for side in ("l", "r"):
+        raise_deg, bend = body.get(f"{limb}_raise_{side}_deg"), body.get(f"{joint}_{side}_deg")
+        if raise_deg is not None and bend is not None:
+            sides.append(
+                min(ramp(raise_deg, need - margin, need), ramp(bend, straight - margin, straight))
+            )
+    return sides
+
+
 def _pose_memberships(body: dict[str, float], p: dict[str, Any]) -> dict[str, float]:
     """How strongly one frame's pose is each kind of exercise pose (0..1)."""
-    straight = p["straight_joint_deg"]
-    margin = p["angle_margin_deg"]
     out: dict[str, float] = {}
-    legs = []
-    for side in ("l", "r"):
-        raise_deg, knee = body.get(f"leg_raise_{side}_deg"), body.get(f"knee_{side}_deg")
-        if raise_deg is not None and knee is not None:
-            legs.append(
-                min(
-                    ramp(raise_deg, p["min_leg_raise_deg"] - margin, p["min_leg_raise_deg"]),
-                    ramp(knee, straight - margin, straight),
-                )
-            )
+    legs = _limbs_raised_straight(body, p, "leg", "knee")
     if legs:
         out["a leg raised straight"] = max(legs)
     if "hips_above_shoulders" in body:
         need = p["min_hips_above_shoulders"]
         out["hips above the shoulders"] = ramp(body["hips_above_shoulders"], need / 2, need)
-    arms = []
-    for side in ("l", "r"):
-        raise_deg, elbow = body.get(f"arm_raise_{side}_deg"), body.get(f"elbow_{side}_deg")
-        if raise_deg is None or elbow is None:
-            arms = []
-            break
-        arms.append(
-            min(
-                ramp(raise_deg, p["min_arm_raise_deg"] - margin, p["min_arm_raise_deg"]),
-                ramp(elbow, straight - margin, straight),
-            )
-        )
-    if arms:
+    # Both arms overhead: one arm up is reaching or waving, not an exercise pose.
+    arms = _limbs_raised_straight(body, p, "arm", "elbow")
+    if len(arms) == 2:
         out["both arms straight overhead"] = min(arms)
     if "ankle_gap" in body:
         need = p["min_stance"]
