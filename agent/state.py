@@ -54,6 +54,22 @@ class Detection(Record):
     source: Literal["perception", "vlm"] = "perception"
 
 
+class ObjectSighting(Record):
+    """An object the detector saw over a stretch of sampled frames (a COCO label, not a
+    knowledge-base class): where it was best seen, and how many were in view at once."""
+
+    label: str
+    start_s: float
+    end_s: float
+    # The detector's best score over the stretch, and the box and time of that frame.
+    score: float = Field(ge=0.0, le=1.0)
+    bbox: list[float]
+    best_s: float
+    # The most of this label in one frame (people on a street), and the frames it was seen in.
+    count: int = 1
+    frames: int = 1
+
+
 class Evidence(Record):
     """One moment that supports an answer; times come from clip/detection records, never text."""
 

@@ -36,7 +36,15 @@ def fake_video(folder: Path, name: str, seed: int) -> Path:
     return path
 
 
-def store(index: ClipIndex, path: Path, texts: list[str], embedder, detections=(), clip_s=10.0):
+def store(
+    index: ClipIndex,
+    path: Path,
+    texts: list[str],
+    embedder,
+    detections=(),
+    clip_s=10.0,
+    objects=(),
+):
     info = VideoInfo(
         path=str(path),
         duration_s=clip_s * len(texts),
@@ -50,7 +58,9 @@ def store(index: ClipIndex, path: Path, texts: list[str], embedder, detections=(
     index.begin_video(info, settings)
     clips = [Clip(clip_id=i, start_s=i * clip_s, end_s=(i + 1) * clip_s) for i in range(len(texts))]
     vectors = {text_space(embedder.name): (embedder.version, embedder.embed(texts))}
-    payload = VideoPayload(info, settings, clips, texts, texts, list(detections), vectors)
+    payload = VideoPayload(
+        info, settings, clips, texts, texts, list(detections), vectors, objects=list(objects)
+    )
     return index.put_video(payload)
 
 

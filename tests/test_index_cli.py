@@ -171,3 +171,27 @@ def test_a_broken_file_is_reported_and_the_others_still_run(tmp_path, shared_med
     assert [Path(f["video"]).name for f in summary["failed"]] == ["broken.mp4"]
     assert "ffmpeg" in summary["failed"][0]["error"]  # the message says how to repair it
     assert [Path(i["video"]).name for i in summary["indexed"]] == [still.name]
+
+
+def test_the_objects_seen_are_kept_with_their_boxes(library_home, shared_media):
+    video = shared_media / THUMB_VIDEO
+    shown = cli(library_home, "library", "objects", str(video), "--json")
+    assert shown.exit_code == 0, shown.output
+    sightings = json.loads(shown.stdout)["objects"]
+    people = [s for s in sightings if s["label"] == "person"]
+    assert people, sightings
+    duration_s = 7.807
+    for s in sightings:
+        assert 0.0 <= s["start_s"] <= s["best_s"] <= s["end_s"] <= duration_s
+        x, y, w, h = s["bbox"]
+        assert 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 and 0.0 < w <= 1.0 and 0.0 < h <= 1.0
+    # She is in view the whole clip: one stretch, not one sighting per detector frame.
+    assert len(people) == 1 and people[0]["end_s"] - people[0]["start_s"] >= 5.0
+    hits = search(library_home, "a person in view", "--video", str(video), "--k", "10")
+    assert all("In view:" in h["text"] and "person" in h["text"] for h in hits)
+    listing = json.loads(cli(library_home, "library", "--json").stdout)
+    assert listing["objects"] >= len(sightings)
+    table = cli(library_home, "library", "objects", str(video)).stdout
+    assert "person" in table and "box [x, y, w, h]" in table
+    with pytest.raises(BehaviorAgentError, match="Index it first"):
+        cli(library_home, "library", "objects", str(shared_media / "no_such_video.mp4"))

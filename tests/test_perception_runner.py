@@ -5,7 +5,7 @@ import pytest
 
 from agent.context import Context
 from agent.perception.runner import PerceptionRun, perceive_path, run_perception
-from agent.state import Detection
+from agent.state import Detection, ObjectSighting
 from agent.video import FrameBatch
 from tests.synthetic import write_video
 
@@ -54,6 +54,28 @@ def test_a_run_reports_progress_per_batch_and_clamps_to_the_video():
     assert [(e["done"], e["total"]) for e in events] == [(3, 16), (5, 16), (6, 16)]
     assert events[-1]["message"] == "00:07 of 00:08" and events[0]["stage"] == "perceive"
     assert RecordingSession.made[-1].times_s == [0.0, 0.5, 1.0, 1.5, 2.0, 7.0]
+
+
+class SessionWithObjects(RecordingSession):
+    def object_sightings(self) -> list[ObjectSighting]:
+        seen = dict(label="cup", score=0.7, bbox=[0.1, 0.1, 0.2, 0.2], count=1)
+        return [
+            ObjectSighting(start_s=1.0, end_s=9.0, best_s=8.5, **seen),
+            ObjectSighting(start_s=10.0, end_s=11.0, best_s=10.0, **seen),
+        ]
+
+
+def test_the_objects_seen_are_clamped_like_detections():
+    run = PerceptionRun(
+        object(), None, Context(), duration_s=8.0, session_factory=SessionWithObjects
+    )
+    run.add(batch([0.0]))
+    run.finish()
+    assert [(s.start_s, s.end_s, s.best_s) for s in run.objects] == [(1.0, 8.0, 8.0)]
+    # A session without an object detector gives none.
+    plain = PerceptionRun(object(), None, Context(), session_factory=RecordingSession)
+    plain.finish()
+    assert plain.objects == []
 
 
 def test_a_still_puts_everything_at_zero():

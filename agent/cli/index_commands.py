@@ -16,7 +16,8 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpe
 _BAR_WIDTH = 24
 
 library_app = typer.Typer(
-    help="List the indexed videos, or remove one.", invoke_without_command=True
+    help="List the indexed videos, show the objects seen in one, or remove one.",
+    invoke_without_command=True,
 )
 app.add_typer(library_app, name="library")
 
@@ -198,6 +199,7 @@ def library_command(
                 "videos": [v.model_dump() for v in videos],
                 "clips": stats["clips"],
                 "detections": stats["detections"],
+                "objects": stats["objects"],
                 "spaces": stats["spaces"],
             }
         )
@@ -218,6 +220,38 @@ def library_command(
         f"{name}: {s['vectors']} ({s['index']})" for name, s in stats["spaces"].items()
     )
     typer.echo(f"{len(videos)} videos, {stats['clips']} clips; vectors {kinds or 'none'}")
+
+
+@library_app.command("objects")
+def library_objects_command(
+    video: str = typer.Argument(..., help="Video path or sha256 (prefixes work)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The objects the detector saw in an indexed video: when, how sure, where (box), how many."""
+    from agent.index import ClipIndex
+
+    with ClipIndex(Context.from_env()) as library:
+        record = library.video(video)
+        if record is None:
+            raise BehaviorAgentError(
+                f"Not in the library: {video}. Index it first with `behavior-agent index {video}`."
+            )
+        sightings = library.objects(record.sha256)
+    if as_json:
+        payload = {"video": record.path, "sha256": record.sha256}
+        print_json({**payload, "objects": [s.model_dump() for s in sightings]})
+        return
+    if not sightings:
+        learned = record.settings.get("learned", "?")
+        typer.echo(f"no objects seen in {record.path} (learned models: {learned})")
+        return
+    typer.echo(f"{'when':>17}  {'object':<14} {'score':>5} {'most':>4}  box [x, y, w, h]")
+    for s in sightings:
+        box = ", ".join(f"{v:.2f}" for v in s.bbox)
+        typer.echo(
+            f"{format_span(s.start_s, s.end_s, 1):>17}  {s.label:<14} {s.score:>5.2f} "
+            f"{s.count:>4}  [{box}] at {format_clock(s.best_s, 1)}"
+        )
 
 
 @library_app.command("remove")

@@ -20,7 +20,7 @@ from agent.embed import l2_normalise
 from agent.events import label_key
 from agent.index.records import VideoPayload, VideoRecord
 from agent.index.search import ClipSearch
-from agent.state import Detection, VideoInfo
+from agent.state import Detection, ObjectSighting, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class ClipIndex(ClipSearch):
         self.note_path(path, info.sha256)
 
     def put_video(self, payload: VideoPayload) -> VideoRecord:
-        """Replace a video's clips, detections and vectors in one transaction; mark it complete."""
+        """Replace a video's clips, detections, objects and vectors in one transaction; mark it
+        complete."""
         info = payload.info
         for space, (_, vectors) in payload.vectors.items():
             if len(vectors) != len(payload.clips):
@@ -73,6 +74,7 @@ class ClipIndex(ClipSearch):
             old_ids = self._delete_rows(conn, info.sha256)
             new_ids = self._insert_clips(conn, payload)
             self._insert_detections(conn, info.sha256, payload.detections)
+            self._insert_objects(conn, info.sha256, payload.objects)
             conn.execute(
                 "UPDATE videos SET duration_s=?, fps=?, frame_count=?, width=?, height=?, "
                 "settings=?, status='complete', clip_count=?, detection_count=?, indexed_at=?, "
@@ -96,7 +98,8 @@ class ClipIndex(ClipSearch):
         return self.video(info.sha256)
 
     def remove(self, path_or_sha: str | os.PathLike) -> bool:
-        """Delete a video with its clips, detections, vectors and known paths; False if absent."""
+        """Delete a video with its clips, detections, objects, vectors and known paths; False if
+        absent."""
         sha = self.resolve(path_or_sha)
         if sha is None:
             return False
@@ -118,6 +121,7 @@ class ClipIndex(ClipSearch):
         conn.executemany("DELETE FROM vectors WHERE clip_rowid=?", [(i,) for i in old_ids])
         conn.execute("DELETE FROM clips WHERE sha256=?", (sha,))
         conn.execute("DELETE FROM detections WHERE sha256=?", (sha,))
+        conn.execute("DELETE FROM objects WHERE sha256=?", (sha,))
         return old_ids
 
     def _insert_clips(self, conn: sqlite3.Connection, payload: VideoPayload) -> list[int]:
@@ -168,5 +172,27 @@ class ClipIndex(ClipSearch):
                     d.source,
                 )
                 for d in detections
+            ],
+        )
+
+    def _insert_objects(
+        self, conn: sqlite3.Connection, sha: str, sightings: Iterable[ObjectSighting]
+    ) -> None:
+        conn.executemany(
+            "INSERT INTO objects (sha256, label, start_s, end_s, score, bbox, best_s, count, "
+            "frames) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    sha,
+                    s.label,
+                    s.start_s,
+                    s.end_s,
+                    s.score,
+                    json.dumps(s.bbox),
+                    s.best_s,
+                    s.count,
+                    s.frames,
+                )
+                for s in sightings
             ],
         )

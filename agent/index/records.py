@@ -1,12 +1,12 @@
 """The records the clip library stores and returns: videos, clips, search hits, a payload."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from agent.state import Clip, Detection, Record, VideoInfo
+from agent.state import Clip, Detection, ObjectSighting, Record, VideoInfo
 
 
 class VideoRecord(Record):
@@ -71,3 +71,5 @@ class VideoPayload:
     # space name -> (model version, (len(clips), dim) unit vectors)
     vectors: dict[str, tuple[str, np.ndarray]]
     wall_s: float = 0.0
+    # What the object detector saw (agent.perception.sightings), boxes included.
+    objects: list[ObjectSighting] = field(default_factory=list)

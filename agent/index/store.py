@@ -23,7 +23,7 @@ from agent.context import Context
 from agent.errors import BehaviorAgentError
 from agent.events import spans_overlap
 from agent.index.records import ClipRecord, VideoRecord
-from agent.state import Detection
+from agent.state import Detection, ObjectSighting
 from agent.video import sha256_file
 
 SCHEMA_VERSION = 1
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS detections (
     bbox TEXT, cues TEXT, person_id INTEGER, source TEXT);
 CREATE INDEX IF NOT EXISTS detections_time ON detections(sha256, start_s);
 CREATE INDEX IF NOT EXISTS detections_label ON detections(label_key);
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, label TEXT NOT NULL, start_s REAL NOT NULL,
+    end_s REAL NOT NULL, score REAL, bbox TEXT NOT NULL, best_s REAL, count INTEGER,
+    frames INTEGER);
+CREATE INDEX IF NOT EXISTS objects_time ON objects(sha256, start_s);
 CREATE TABLE IF NOT EXISTS vectors (
     space TEXT NOT NULL, clip_rowid INTEGER NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (space, clip_rowid));
@@ -236,6 +241,23 @@ class LibraryStore:
         hi = end_s if end_s is not None else float("inf")
         return [d for d in found if spans_overlap(d.start_s, d.end_s, lo, hi)]
 
+    def objects(
+        self,
+        path_or_sha: str | os.PathLike,
+        start_s: float | None = None,
+        end_s: float | None = None,
+    ) -> list[ObjectSighting]:
+        """The objects seen in a video (agent.perception.sightings) in time order, optionally
+        only those overlapping a span."""
+        sha = self.resolve(path_or_sha)
+        lo = start_s if start_s is not None else 0.0
+        hi = end_s if end_s is not None else float("inf")
+        rows = self._conn().execute(
+            "SELECT * FROM objects WHERE sha256=? ORDER BY start_s, id", (sha,)
+        )
+        found = [_sighting(row) for row in rows]
+        return [s for s in found if spans_overlap(s.start_s, s.end_s, lo, hi)]
+
     def cached_caption(self, sha: str, key: str, start_s: float, end_s: float):
         """(caption, data) described earlier for this span and settings, or None."""
         row = (
@@ -266,7 +288,7 @@ class LibraryStore:
         conn = self._conn()
         counts = {
             table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            for table in ("videos", "clips", "detections")
+            for table in ("videos", "clips", "detections", "objects")
         }
         spaces = {}
         for row in conn.execute("SELECT * FROM spaces"):
@@ -301,4 +323,17 @@ def _detection(row: sqlite3.Row) -> Detection:
         cues=row["cues"] or "",
         person_id=row["person_id"],
         source=row["source"] or "perception",
+    )
+
+
+def _sighting(row: sqlite3.Row) -> ObjectSighting:
+    return ObjectSighting(
+        label=row["label"],
+        start_s=row["start_s"],
+        end_s=row["end_s"],
+        score=row["score"],
+        bbox=json.loads(row["bbox"]),
+        best_s=row["best_s"],
+        count=row["count"],
+        frames=row["frames"],
     )

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from agent.index import ClipIndex, VideoPayload, VideoRecord, text_space
 from agent.index import visual_space as visual_space_name
 from agent.indexing.settings import caption_cache_key, index_settings, reuse_reason
 from agent.indexing.texts import caption_of, clip_text, vlm_detections
-from agent.state import Clip, Detection
+from agent.state import Clip, Detection, ObjectSighting
 from agent.video import (
     is_image,
     probe,
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 _KEY_FRAMES_PER_CLIP = 3
+_Spanned = TypeVar("_Spanned", Detection, ObjectSighting)
 
 
 class _Reporter:
@@ -193,7 +194,7 @@ def _index(
     ensure_loaded(visual_embedder)
     library.begin_video(info, settings)
 
-    clips, detections = _perceive(path, info, ctx, kb, perceiver, session_factory, report)
+    clips, detections, objects = _perceive(path, info, ctx, kb, perceiver, session_factory, report)
     described = _describe(
         path, info, ctx, clips, kb, vlm if use_vlm else None, library, settings, report
     )
@@ -201,7 +202,7 @@ def _index(
     for clip, (_, data) in zip(clips, described, strict=True):
         detections.extend(vlm_detections(data, clip, kb))
     texts = [
-        clip_text(clip, caption, _inside(detections, clip), kb)
+        clip_text(clip, caption, _inside(detections, clip), kb, _inside(objects, clip))
         for clip, caption in zip(clips, captions, strict=True)
     ]
     report("embed", 0, len(clips), "embedding clip texts")
@@ -215,7 +216,17 @@ def _index(
     report("embed", len(clips), len(clips), f"{len(clips)} clips embedded")
     report("store", 0, 1, "writing the library")
     record = library.put_video(
-        VideoPayload(info, settings, clips, captions, texts, detections, vectors, report.elapsed_s)
+        VideoPayload(
+            info,
+            settings,
+            clips,
+            captions,
+            texts,
+            detections,
+            vectors,
+            report.elapsed_s,
+            objects=objects,
+        )
     )
     report("done", 1, 1, f"{path.name}: {len(clips)} clips, {len(detections)} detections")
     return record
@@ -225,7 +236,8 @@ def _index(
 
 
 def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
-    """Clips and detections from one decoding pass (segment feeds the perception run)."""
+    """Clips, detections and objects seen, from one decoding pass (segment feeds the
+    perception run)."""
     from agent.perception.runner import PerceptionRun, perceiver_for
 
     def forward(event: dict[str, Any]) -> None:
@@ -244,16 +256,17 @@ def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
         if run.still:
             report("perceive", 0, 1, "perceiving the image")
             run.add(still_batch(path))
-            return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], run.finish()
+            detections = run.finish()
+            return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], detections, run.objects
         clips = segment(path, ctx, on_frames=run.add)
         detections = run.finish()
     report(
         "perceive",
         run.total_frames,
         run.total_frames,
-        f"{len(clips)} clips, {len(detections)} detections",
+        f"{len(clips)} clips, {len(detections)} detections, {len(run.objects)} object sightings",
     )
-    return clips, detections
+    return clips, detections, run.objects
 
 
 def _describe(path, info, ctx, clips, kb, vlm, library, settings, report):
@@ -298,8 +311,9 @@ def _key_frame_vectors(path, ctx, clips, visual_embedder) -> np.ndarray:
     return np.stack(vectors).astype(np.float32)
 
 
-def _inside(detections: list[Detection], clip: Clip) -> list[Detection]:
-    return [d for d in detections if spans_overlap(d.start_s, d.end_s, clip.start_s, clip.end_s)]
+def _inside(found: list[_Spanned], clip: Clip) -> list[_Spanned]:
+    """The detections or object sightings whose span overlaps the clip's."""
+    return [d for d in found if spans_overlap(d.start_s, d.end_s, clip.start_s, clip.end_s)]
 
 
 def _default_kb():

@@ -11,7 +11,7 @@ from agent.context import Context
 from agent.index import VideoRecord
 from agent.provenance import PERCEPTION_BACKEND, vlm_backend, vlm_label, vlm_model_id
 
-INDEX_FORMAT = 1  # bump when the clip text or stored layout changes (forces re-indexing)
+INDEX_FORMAT = 2  # bump when the clip text or stored layout changes (forces re-indexing)
 # Settings that change what indexing produces; a change to any of these re-indexes a video.
 PERCEPTION_SETTINGS = (
     "sample_fps",

@@ -2,7 +2,7 @@
 and the clip text that gets embedded (detected events with their times, then the caption)."""
 
 from agent.events import label_key
-from agent.state import Clip, Detection
+from agent.state import Clip, Detection, ObjectSighting
 from agent.timefmt import format_clock
 from agent.vlm.reply_times import without_times
 
@@ -80,8 +80,15 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def clip_text(clip: Clip, caption: str, detections: list[Detection], kb=None) -> str:
-    """Detected events in words with their times, then the caption; what gets embedded.
+def clip_text(
+    clip: Clip,
+    caption: str,
+    detections: list[Detection],
+    kb=None,
+    objects: list[ObjectSighting] | None = None,
+) -> str:
+    """Detected events in words with their times, the objects in view, then the caption;
+    what gets embedded.
 
     Events come first because the sentence model reads at most 256 word pieces.
     """
@@ -95,9 +102,24 @@ def clip_text(clip: Clip, caption: str, detections: list[Detection], kb=None) ->
             sentences.append(_event_sentence(kind, label, found, clip, kb))
     if not sentences:
         sentences.append("No gesture, facial expression or action was detected.")
+    if objects:
+        sentences.append(_objects_sentence(objects))
     if caption:
         sentences.append(caption.strip())
     return " ".join(sentences)
+
+
+def _objects_sentence(objects: list[ObjectSighting]) -> str:
+    """ "In view: cup (up to 2), cell phone, people, up to 4 at once." (most seen first)."""
+    most: dict[str, int] = {}
+    for sighting in objects:
+        most[sighting.label] = max(most.get(sighting.label, 0), sighting.count)
+    people = most.pop("person", 0)
+    things = sorted(most, key=lambda label: (-most[label], label))
+    named = [f"{label} (up to {most[label]})" if most[label] > 1 else label for label in things]
+    if people:
+        named.append("one person" if people == 1 else f"people, up to {people} at once")
+    return f"In view: {', '.join(named)}."
 
 
 def _event_sentence(kind: str, label: str, found: list[Detection], clip: Clip, kb) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from agent.context import Context
 from agent.events import clamp_detections
-from agent.state import Detection, VideoInfo
+from agent.state import Detection, ObjectSighting, VideoInfo
 from agent.timefmt import format_clock
 from agent.video import FrameBatch, is_image, iter_frames, probe, still_batch
 
@@ -61,6 +61,8 @@ class PerceptionRun:
             total_frames = 1 if known else math.ceil(duration_s * ctx.sample_fps)
         self.total_frames = max(1, total_frames)
         self.frames_seen = 0
+        # The objects seen (agent.perception.sightings), filled in by `finish`.
+        self.objects: list[ObjectSighting] = []
         self.progress = progress
         self._started = time.perf_counter()
 
@@ -88,11 +90,31 @@ class PerceptionRun:
         return f"{format_clock(at_s)} of {format_clock(self.duration_s)}"
 
     def finish(self) -> list[Detection]:
-        """The detections of everything added, clamped to the video when its length is known."""
+        """The detections of everything added, clamped to the video when its length is known;
+        the objects seen are in `objects` after this call."""
         detections = self.session.finish()
+        # A session without an object detector (a test double, say) has no sightings to give.
+        sightings = getattr(self.session, "object_sightings", None)
+        self.objects = sightings() if sightings is not None else []
+        if self.duration_s is not None:
+            inside = [s for s in self.objects if s.start_s <= self.duration_s]
+            self.objects = [_clamped(s, self.duration_s) for s in inside]
         if self.duration_s is None:
             return sorted(detections, key=lambda d: (d.start_s, d.end_s, d.label))
         return clamp_detections(detections, self.duration_s)
+
+
+def _clamped(sighting: ObjectSighting, duration_s: float) -> ObjectSighting:
+    def inside(t: float) -> float:
+        return min(max(t, 0.0), duration_s)
+
+    return sighting.model_copy(
+        update={
+            "start_s": inside(sighting.start_s),
+            "end_s": inside(sighting.end_s),
+            "best_s": inside(sighting.best_s),
+        }
+    )
 
 
 def run_perception(

@@ -22,8 +22,9 @@ from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
 from agent.perception.rules.action import people_motion
 from agent.perception.rules.common import Scored, Track, defaults, merged_params
+from agent.perception.sightings import object_sightings
 from agent.perception.smoothing import exclusive, segments
-from agent.state import Detection
+from agent.state import Detection, ObjectSighting
 from agent.video import FrameBatch
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,13 @@ class PerceptionSession:
                 walkers = people_motion(item, params, self.people, track.step_s)
                 detections.extend(self._calibrated(d, rule_key(rule, True)) for d in walkers)
         return sorted(detections, key=lambda d: (d.start_s, d.kind, -d.confidence))
+
+    def object_sightings(self) -> list[ObjectSighting]:
+        """The objects seen so far, one sighting per label per stretch; a stretch survives
+        one missed detection (the detector runs `object_fps` times a second)."""
+        gap_s = 2.5 / self.ctx.object_fps
+        frames = ((f.time_s, f.objects) for f in self.frames)
+        return object_sightings(frames, gap_s, still=self.still)
 
     def _calibrated(self, detection: Detection, key: str) -> Detection:
         """The detection with its raw rule score replaced by the calibrated confidence."""
