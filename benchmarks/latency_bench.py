@@ -22,10 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.web.readiness import wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEO = "gesture_thumb_up_mediapipe_samples_test_video.mp4"
@@ -137,18 +137,9 @@ def web_first_answer(env: dict[str, str], sha256: str, log: Path) -> tuple[Run, 
 
 
 def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + APP_STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the web app exited with {server.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    sys.exit(f"the web app did not come up in {APP_STARTUP_TIMEOUT_S} s; see {log}")
+    problem = wait_until_serving(url, server, APP_STARTUP_TIMEOUT_S, poll_s=0.1)
+    if problem:
+        sys.exit(f"{problem}; see {log}")
 
 
 def library_sha256(env: dict[str, str]) -> str:

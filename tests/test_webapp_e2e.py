@@ -20,6 +20,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
+from agent.web.readiness import wait_until_serving
 from tests.browser import CHROMIUM_FLAGS, chromium_path
 
 pytestmark = pytest.mark.slow
@@ -57,18 +58,9 @@ def _free_port() -> int:
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"the app did not come up in {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    problem = wait_until_serving(url, process, STARTUP_TIMEOUT_S, poll_s=1.0)
+    if problem:
+        pytest.fail(f"{problem}:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
