@@ -8,6 +8,7 @@ text never supplies a time, and what a model wrote is quoted only without the ti
 import re
 from typing import Any
 
+from agent.capabilities import capabilities
 from agent.events import Event, clamp_time
 from agent.planning import Plan
 from agent.state import AskedClass, Evidence
@@ -22,6 +23,8 @@ MAX_QUOTED = 240
 # Labels and times per label listed as "seen instead": context for a not-seen answer, kept short.
 MAX_OTHER_LABELS = 4
 MAX_OTHER_TIMES = 3
+# Classes named in "... the offline backend cannot recognise: ..." before "and N more".
+MAX_BLIND_NAMES = 10
 # How to get a backend that can check what the offline rules cannot (README section name).
 SWITCH_BACKEND = (
     "set BEHAVIOR_AGENT_BACKEND=videollama3 (or pass --backend videollama3) with VideoLLaMA3 "
@@ -318,6 +321,26 @@ def cannot_recognise(asked: AskedClass) -> str:
     return (
         f"The offline backend cannot recognise {what}; switch to a backend that can: "
         f"{SWITCH_BACKEND}. Why: {asked.reason or 'no offline rule observes it'}."
+    )
+
+
+def uncheckable_of_kinds(kb: Any, ctx: Any, kinds: list[str]) -> str:
+    """ "Actions the offline backend cannot recognise, so they may have happened unseen:
+    applying makeup, … To check them, set …" ("" when it checks every class of those kinds)."""
+    found = capabilities(kb, ctx)
+    blind = [
+        lower_name(kb.get(class_id).name)
+        for class_id in kb.ids()
+        if kb.get(class_id).kind in kinds and not found[class_id].checkable
+    ]
+    if not blind:
+        return ""
+    what = " or ".join(f"{kind}s" for kind in kinds).capitalize()
+    shown = ", ".join(blind[:MAX_BLIND_NAMES])
+    more = f" and {len(blind) - MAX_BLIND_NAMES} more" if len(blind) > MAX_BLIND_NAMES else ""
+    return (
+        f"{what} the offline backend cannot recognise, so they may have happened unseen: "
+        f"{shown}{more}. To check them, {SWITCH_BACKEND}."
     )
 
 

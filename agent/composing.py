@@ -113,7 +113,35 @@ def _checked(
             return Composed(text, vlm_evidence, found=True)
         return _not_seen(state, the_plan, deps, clips, asked)
     text = _open_nothing(state, the_plan, vlm_evidence, deps)
-    return Composed(text, vlm_evidence, found=bool(vlm_evidence))
+    composed = Composed(text, vlm_evidence, found=bool(vlm_evidence))
+    if the_plan.kinds and not vlm_evidence and the_plan.follow_up != "after_that":
+        _add_other_kinds(composed, state, the_plan, deps, clips)
+    return composed
+
+
+def _add_other_kinds(
+    composed: Composed, state: AgentState, the_plan: Plan, deps: Any, clips: list[dict]
+) -> None:
+    """An open question about one kind ("what is she doing?") with nothing of that kind seen:
+    what the backend cannot check of that kind, then what of other kinds was seen (as other
+    observations, never the answer)."""
+    if deps.vlm is None:
+        blind = say.uncheckable_of_kinds(deps.kb, deps.ctx, the_plan.kinds)
+        if blind:
+            composed.text += " " + blind
+    video, window = state["video"], state["window"]
+    records = [_as_dict(d) for d in deps.index.detections(video["sha256"])] if deps.index else []
+    others = [
+        Detection.model_validate(d)
+        for d in records
+        if d["kind"] not in the_plan.kinds
+        and spans_overlap(d["start_s"], d["end_s"], window["start_s"], window["end_s"])
+    ]
+    events = merge_detections(others, float(video["duration_s"]), deps.ctx)
+    if events:
+        duration_s = float(video["duration_s"])
+        composed.text += " " + say.other_observations(events, deps.kb, duration_s, say.SEEN_INSTEAD)
+        composed.other_evidence = _evidence_of(events, state, deps, clips)
 
 
 def _event_in(event: Event, window: dict[str, float]) -> bool:

@@ -107,3 +107,18 @@ def test_piano_and_bread_are_declared_or_not_seen_with_no_invented_times(
     assert checkable["cook"], "the object detector is installed: cooking can be looked for"
     assert bread.answer.startswith("I did not see cooking in 00:00.0–00:10.0")
     print(piano.answer, bread.answer, sep="\n")
+
+
+def test_an_open_question_with_no_action_seen_says_what_could_not_be_seen(service, shared_media):
+    """ "What is she doing?" where no action was detected: not an action guessed from another
+    kind, but "no action", the actions the backend is blind to, then the other observations."""
+    reply = service.ask(shared_media / THUMB, "What is the person doing?")
+    assert reply.answer.startswith("I did not see any action in 00:00.0–00:07.8."), reply.answer
+    assert reply.found is False and reply.evidence == []
+    blind = reply.answer.split("may have happened unseen: ", 1)[1].split(". To check them", 1)[0]
+    assert "playing an instrument" in blind and "applying makeup" in blind, reply.answer
+    assert "thumbs up" not in blind  # a checkable class is never listed as unseeable
+    other = reply.answer.split("Seen instead (other observations, not the answer): ", 1)[1]
+    assert "thumbs up at 00:02" in other, reply.answer
+    assert "thumbs_up" in {e.label for e in reply.other_evidence}
+    assert all(e.kind != "action" for e in reply.other_evidence)
