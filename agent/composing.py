@@ -7,6 +7,7 @@ seen instead follows as other observations, in `other_evidence`, never in `evide
 class found only outside the window the question named is likewise an other observation.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,17 +130,9 @@ def _add_other_kinds(
         blind = say.uncheckable_of_kinds(deps.kb, deps.ctx, the_plan.kinds)
         if blind:
             composed.text += " " + blind
-    video, window = state["video"], state["window"]
-    records = [_as_dict(d) for d in deps.index.detections(video["sha256"])] if deps.index else []
-    others = [
-        Detection.model_validate(d)
-        for d in records
-        if d["kind"] not in the_plan.kinds
-        and spans_overlap(d["start_s"], d["end_s"], window["start_s"], window["end_s"])
-    ]
-    events = merge_detections(others, float(video["duration_s"]), deps.ctx)
+    events = _window_events(state, deps, lambda d: d["kind"] not in the_plan.kinds)
     if events:
-        duration_s = float(video["duration_s"])
+        duration_s = float(state["video"]["duration_s"])
         composed.text += " " + say.other_observations(events, deps.kb, duration_s, say.SEEN_INSTEAD)
         composed.other_evidence = _evidence_of(events, state, deps, clips)
 
@@ -212,18 +205,28 @@ def _found_elsewhere(
 
 def _other_events(state: AgentState, the_plan: Plan, deps: Any) -> list[Event]:
     """Events of other classes, of the asked classes' kinds, in the window searched."""
-    video, window = state["video"], state["window"]
     kinds = {deps.kb.get(t).kind for t in the_plan.targets}
     asked = {label_key(t) for t in the_plan.targets}
-    records = [_as_dict(d) for d in deps.index.detections(video["sha256"])]
-    others = [
+    return _window_events(
+        state,
+        deps,
+        lambda d: label_key(d["label"]) not in asked and (not kinds or d["kind"] in kinds),
+    )
+
+
+def _window_events(
+    state: AgentState, deps: Any, keep: Callable[[dict[str, Any]], bool]
+) -> list[Event]:
+    """The video's detections in the window searched that `keep` accepts, merged into events
+    by the one rule."""
+    video, window = state["video"], state["window"]
+    records = [_as_dict(d) for d in deps.index.detections(video["sha256"])] if deps.index else []
+    chosen = [
         Detection.model_validate(d)
         for d in records
-        if label_key(d["label"]) not in asked
-        and (not kinds or d["kind"] in kinds)
-        and spans_overlap(d["start_s"], d["end_s"], window["start_s"], window["end_s"])
+        if keep(d) and spans_overlap(d["start_s"], d["end_s"], window["start_s"], window["end_s"])
     ]
-    return merge_detections(others, float(video["duration_s"]), deps.ctx)
+    return merge_detections(chosen, float(video["duration_s"]), deps.ctx)
 
 
 def _evidence_of(events: list[Event], state: AgentState, deps: Any, clips: list[dict]):
