@@ -10,7 +10,6 @@ on an indexed video still imports no perception code.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Literal
 import yaml
 
 from agent.context import Context
+from agent.provenance import installed_model_records
 
 _PERCEPTION = Path(__file__).resolve().parent / "perception"
 # The learned model (models.yaml `task`) each detector reads; without it the class is not
@@ -50,13 +50,8 @@ def installed_tasks(ctx: Context) -> set[str]:
     if not ctx.learned_models:
         return set()
     tasks = set()
-    for record_path in Path(ctx.models_dir).glob("*/provenance.json"):
-        try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        model_file = record_path.parent / str(record.get("model_file", ""))
-        if model_file.is_file() and record.get("task"):
+    for folder, record in installed_model_records(Path(ctx.models_dir)):
+        if record and record.get("task") and (folder / str(record.get("model_file", ""))).is_file():
             tasks.add(record["task"])
     return tasks
 

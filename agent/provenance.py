@@ -34,6 +34,8 @@ MEDIAPIPE_MODEL_FILES = (
     "face_detection/face_detection_short_range.tflite",
     "face_landmark/face_landmark_with_attention.tflite",
 )
+# What `behavior-agent models install` writes beside each learned model (its provenance).
+MODEL_RECORD = "provenance.json"
 # Weights larger than this are not hashed when a model loads (it would take minutes); the
 # entry then hashes the checkpoint's index or config file and says so in `sha256_of`.
 MAX_HASHED_BYTES = 2 * 1024**3
@@ -94,17 +96,24 @@ def register_model(
     and `license` default to the installed `source_package`'s metadata. Registering a name
     again replaces its entry.
     """
-    entry = ModelEntry(
-        name=name,
-        role=role,
-        source_package=source_package,
-        version=version or package_version(source_package),
-        license=license or package_license(source_package),
-        sha256=sha256,
-        sha256_of=sha256_of,
+    return register_entry(
+        ModelEntry(
+            name=name,
+            role=role,
+            source_package=source_package,
+            version=version or package_version(source_package),
+            license=license or package_license(source_package),
+            sha256=sha256,
+            sha256_of=sha256_of,
+        )
     )
+
+
+def register_entry(entry: ModelEntry) -> ModelEntry:
+    """Name a complete model entry in every provenance record made after this call (an entry
+    of the same name is replaced)."""
     with _REGISTRY_LOCK:
-        _REGISTERED[name] = entry
+        _REGISTERED[entry.name] = entry
     return entry
 
 
@@ -157,19 +166,32 @@ def learned_model_entry(record: dict) -> ModelEntry:
     )
 
 
+def installed_model_records(models_dir: Path) -> list[tuple[Path, dict | None]]:
+    """(folder, its provenance.json as written by `behavior-agent models install`) for each
+    installed learned model, in name order; None for a record that cannot be read."""
+    found = []
+    for record_path in sorted(Path(models_dir).glob(f"*/{MODEL_RECORD}")):
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        found.append((record_path.parent, record if isinstance(record, dict) else None))
+    return found
+
+
 def installed_learned_models(models_dir: Path) -> list[ModelEntry]:
     """The learned models installed under `models_dir`, read from their provenance.json files
     (no model is loaded); an unreadable record is skipped with a warning."""
     entries = []
-    for record_path in sorted(models_dir.glob("*/provenance.json")):
+    for folder, record in installed_model_records(models_dir):
         try:
-            entries.append(learned_model_entry(json.loads(record_path.read_text("utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            entries.append(learned_model_entry(record or {}))
+        except (KeyError, TypeError, ValueError) as error:
             log.warning(
                 "unreadable model record %s (%s); reinstall with "
                 "`behavior-agent models install --force`",
-                record_path,
-                error,
+                folder / MODEL_RECORD,
+                "not JSON" if record is None else f"missing {error}",
             )
     return entries
 

@@ -3,13 +3,18 @@ request can reuse it (a change to any of these re-indexes the video, saying whic
 
 import hashlib
 import importlib.metadata
-import json
 from pathlib import Path
 from typing import Any
 
 from agent.context import Context
 from agent.index import VideoRecord
-from agent.provenance import PERCEPTION_BACKEND, vlm_backend, vlm_label, vlm_model_id
+from agent.provenance import (
+    PERCEPTION_BACKEND,
+    installed_model_records,
+    vlm_backend,
+    vlm_label,
+    vlm_model_id,
+)
 
 INDEX_FORMAT = 2  # bump when the clip text or stored layout changes (forces re-indexing)
 # Settings that change what indexing produces; a change to any of these re-indexes a video.
@@ -109,12 +114,11 @@ def _learned_models(ctx: Context) -> str:
     if not ctx.learned_models:
         return "off"
     installed = []
-    for record_path in sorted(Path(ctx.models_dir).glob("*/provenance.json")):
+    for folder, record in installed_model_records(Path(ctx.models_dir)):
         try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
             installed.append(f"{record['id']}:{record['sha256'][:12]}")
-        except (OSError, ValueError, KeyError):
-            installed.append(f"{record_path.parent.name}:unreadable")
+        except (KeyError, TypeError):
+            installed.append(f"{folder.name}:unreadable")
     return ", ".join(installed) or "none installed"
 
 

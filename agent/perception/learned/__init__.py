@@ -67,15 +67,6 @@ def _load(models_dir: Path, min_object_score: float) -> LearnedModels:
 
 def _register(record: dict) -> None:
     """Name a loaded learned model in every provenance record made from now on."""
-    from agent.provenance import learned_model_entry, register_model
+    from agent.provenance import learned_model_entry, register_entry
 
-    entry = learned_model_entry(record)
-    register_model(
-        entry.name,
-        role=entry.role,
-        source_package=entry.source_package,
-        version=entry.version,
-        license=entry.license,
-        sha256=entry.sha256,
-        sha256_of=entry.sha256_of,
-    )
+    register_entry(learned_model_entry(record))

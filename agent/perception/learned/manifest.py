@@ -11,8 +11,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from agent.provenance import MODEL_RECORD as PROVENANCE_FILE
+
 _MANIFEST = Path(__file__).with_name("models.yaml")
-PROVENANCE_FILE = "provenance.json"
 
 
 class _Strict(BaseModel):
