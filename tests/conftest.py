@@ -1,4 +1,5 @@
-"""Shared fixtures: the real labelled media in ../shared/media, a private data directory."""
+"""Shared fixtures: the real labelled media in ../shared/media and the everyday clips in
+../shared/devset, a private data directory."""
 
 import csv
 import os
@@ -10,6 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = Path(
     os.environ.get("BEHAVIOR_AGENT_SHARED_MEDIA", REPO_ROOT.parent / "shared" / "media")
 )
+# The devset lies beside the media folder (../shared/devset/{actions,gestures,emotions}).
+SHARED_DEVSET = SHARED_MEDIA.parent / "devset"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,25 @@ def shared_media() -> Path:
 def manifest(shared_media: Path) -> list[dict[str, str]]:
     """Rows of ../shared/media/manifest.csv (one per labelled segment)."""
     with open(shared_media / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="session")
+def devset() -> Path:
+    """The folder of labelled everyday clips (actions/, gestures/, emotions/, each with a
+    manifest.csv); skips loudly where it is absent."""
+    kinds = ("actions", "gestures", "emotions")
+    if not all((SHARED_DEVSET / kind / "manifest.csv").is_file() for kind in kinds):
+        pytest.skip(
+            f"SHARED DEVSET MISSING: {SHARED_DEVSET} lacks */manifest.csv; "
+            "set BEHAVIOR_AGENT_SHARED_MEDIA so that its sibling devset/ folder is found"
+        )
+    return SHARED_DEVSET
+
+
+def devset_rows(devset: Path, kind: str) -> list[dict[str, str]]:
+    """Rows of ../shared/devset/<kind>/manifest.csv (kind: actions, gestures, emotions)."""
+    with open(devset / kind / "manifest.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
