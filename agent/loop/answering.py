@@ -239,9 +239,21 @@ def compare_answer(events: list[Event], plan: Plan, kb: Any, where: str) -> str:
         f"{totals_s[target]:.1f} s in total"
         for target in plan.targets
     ]
-    ranked = sorted(plan.targets, key=lambda t: -totals_s[t])
-    lead = class_name(kb, ranked[0]) if events else "neither"
-    return f"{'; '.join(parts)} {where}. Most present: {lead}."
+    return f"{'; '.join(parts)} {where}. Most present: {_most_present(totals_s, kb)}."
+
+
+def _most_present(totals_s: dict[str, float], kb: Any) -> str:
+    """The class seen longest, or "neither" when none was seen or the longest are tied (at
+    the 0.1 s the answer shows)."""
+    shown = {target: round(total_s, 1) for target, total_s in totals_s.items()}
+    longest_s = max(shown.values(), default=0.0)
+    leaders = [target for target, total_s in shown.items() if total_s == longest_s]
+    if longest_s <= 0.0:
+        return "neither"
+    if len(leaders) > 1:
+        tied = " and ".join(class_name(kb, target) for target in leaders)
+        return f"neither, {tied} are tied ({longest_s:.1f} s each)"
+    return class_name(kb, leaders[0])
 
 
 def listing_answer(events: list[Event], kb: Any, where: str, duration_s: float) -> str:

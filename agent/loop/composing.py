@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.context import Context
-from agent.events import Event, label_key, merge_detections, spans_overlap
+from agent.events import Event, clamp_time, label_key, merge_detections, spans_overlap
 from agent.loop import answering as say
 from agent.planning import Plan
 from agent.provenance import vlm_label
@@ -248,10 +248,19 @@ def _asked_window(the_plan: Plan, duration_s: float) -> dict[str, float] | None:
     return {"start_s": start_s, "end_s": end_s}
 
 
+def video_turns(state: AgentState) -> list[dict[str, Any]]:
+    """The thread's earlier turns about this video: a follow-up never reads another video's."""
+    sha256 = state["video"]["sha256"]
+    return [turn for turn in state.get("history") or [] if turn.get("sha256") == sha256]
+
+
 def _duration_follow_up(state: AgentState, kb: Any, duration_s: float) -> Composed:
-    previous = next(t for t in reversed(state.get("history") or []) if t.get("evidence"))
+    previous = next(t for t in reversed(video_turns(state)) if t.get("evidence"))
     focus = Evidence.model_validate(previous["evidence"][0])
-    length_s = focus.end_s - focus.start_s
+    start_s = clamp_time(focus.start_s, duration_s)
+    end_s = max(start_s, clamp_time(focus.end_s, duration_s))
+    focus = focus.model_copy(update={"start_s": start_s, "end_s": end_s})
+    length_s = end_s - start_s
     text = (
         f"{say.class_name(kb, focus.label).capitalize()} lasted {length_s:.1f} s "
         f"({say.span(focus.start_s, focus.end_s, duration_s)})."
