@@ -72,3 +72,45 @@ def test_most_present_names_no_winner_on_a_tie():
     ahead = [det("happy", "emotion", 2.0, 9.0), det("sad", "emotion", 10.0, 14.0)]
     reply = ask_on(build_graph(InMemorySaver()), "t", clip, "Is she more happy or sad?", ahead)
     assert "Most present: happy." in reply.answer
+
+
+def test_streamed_model_text_carries_no_time_on_the_way_to_the_step_log_and_stderr(monkeypatch):
+    # The web app's step log and the CLI's stderr both show the agent's token stream.
+    from langgraph.runtime import Runtime
+
+    from agent.loop import nodes
+    from agent.planning import Plan
+    from agent.web.steps import StepLog
+    from tests.agent_doubles import FakeVLM
+
+    monkeypatch.setattr("agent.video.sample_frames", lambda *a, **k: [0, 1])
+    text = 'She waves at 0:05. Then she nods; at 12 s she smiles. Bye. {"start_s": 3.0}'
+    clip = video("d" * 64, 30.0)
+    deps = AgentDeps(ctx=Context(), index=FakeIndex(clip["sha256"], 30.0, []), kb=FakeKB())
+    deps = AgentDeps(ctx=deps.ctx, index=deps.index, kb=deps.kb, vlm=FakeVLM(text=text))
+    written: list[dict] = []
+    plan = Plan(question_type="when", targets=["wave"], query="wave")
+    state = {
+        "video": clip,
+        "question": "When does she wave?",
+        "plan": plan.model_dump(),
+        "detections": [],
+        "hits": [{"clip_id": 0, "start_s": 0.0, "end_s": 10.0, "score": 0.5, "caption": ""}],
+    }
+    nodes.inspect(state, Runtime(context=deps, stream_writer=written.append))
+    shown = "".join(e["text"] for e in written if e["type"] == "token")
+    assert shown.split() == ["Then", "she", "nods;", "Bye."]
+    steps = StepLog()
+    for event in written:
+        steps.add(event)
+    log = " ".join(m["content"] for m in steps.messages(finished=True))
+    assert "Then she nods; Bye." in log and "0:05" not in log and "12 s" not in log
+
+
+def test_a_time_split_across_streamed_pieces_is_still_left_out():
+    from agent.vlm.reply_times import TimeFreeStream
+
+    stream = TimeFreeStream()
+    pieces = ["No wave", " at 0:", "05. She", " nods", " twice. At twenty", " seconds a bow"]
+    shown = "".join(stream.feed(piece) for piece in pieces) + stream.flush()
+    assert shown.strip() == "She nods twice."
