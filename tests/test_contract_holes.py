@@ -114,3 +114,29 @@ def test_a_time_split_across_streamed_pieces_is_still_left_out():
     pieces = ["No wave", " at 0:", "05. She", " nods", " twice. At twenty", " seconds a bow"]
     shown = "".join(stream.feed(piece) for piece in pieces) + stream.flush()
     assert shown.strip() == "She nods twice."
+
+
+def test_vlm_evidence_is_labelled_by_the_class_the_reply_names_with_no_invented_number(
+    monkeypatch,
+):
+    from tests.agent_doubles import FakeVLM
+
+    monkeypatch.setattr("agent.video.sample_frames", lambda *a, **k: [0, 1])
+    clip = video("e" * 64, 30.0)
+    vlm = FakeVLM(text="She looks sad.", data={"answer": "She looks sad.", "present": True})
+    reply = ask_on(build_graph(InMemorySaver()), "t", clip, "Does she look happy or sad?", [], vlm)
+    assert reply.evidence, reply.answer
+    assert {e.label for e in reply.evidence} == {"sad"}  # not targets[0] (happy)
+    assert all(e.confidence is None for e in reply.evidence)  # nothing measured it
+    assert "0.5" not in reply.answer
+
+
+def test_a_class_only_a_vlm_named_shows_no_confidence():
+    clip = video("f" * 64, 30.0)
+    named = [det("happy", "emotion", 0.0, 10.0, 0.5, "smiling", source="vlm")]
+    measured = [det("wave", "gesture", 12.0, 14.0, 0.8, "hand side to side")]
+    reply = ask_on(build_graph(InMemorySaver()), "t", clip, "What happens?", named + measured)
+    assert "happy (emotion, 00:00.0–00:10.0, named by a VLM)" in reply.answer
+    assert "wave (gesture, 00:12.0–00:14.0, confidence 0.80)" in reply.answer
+    by_label = {e.label: e.confidence for e in reply.evidence}
+    assert by_label == {"happy": None, "wave": 0.8}

@@ -7,6 +7,7 @@ seen instead follows as other observations, in `other_evidence`, never in `evide
 class found only outside the window the question named is likewise an other observation.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,19 +281,62 @@ def _vlm_evidence(state: AgentState, the_plan: Plan, deps: Any) -> list[Evidence
     """Clip-level evidence from VLM findings that say the asked behavior is there."""
     kb, model = deps.kb, vlm_label(deps.vlm) if deps.vlm is not None else "the VLM"
     unmatched = the_plan.unmatched()
-    if the_plan.targets:
-        label, kind = the_plan.targets[0], kb.get(the_plan.targets[0]).kind
-    elif unmatched is not None:
-        label, kind = label_key(unmatched.phrase), "observation"
-    else:
-        label, kind = "observation", "observation"
     findings = state.get("findings") or []
-    if the_plan.targets or unmatched is not None:
+    if the_plan.targets:
         names = target_names(the_plan, kb)
-        findings = [f for f in findings if says_present(f.get("data"), names)]
+        labelled = [
+            (finding, target)
+            for finding in findings
+            if says_present(finding.get("data"), names)
+            for target in _named_targets(finding, the_plan, kb)
+        ]
+        return [
+            say.clip_evidence(f, state["video"], target, kb.get(target).kind, kb, model)
+            for f, target in labelled[:3]
+        ]
+    if unmatched is not None:
+        label = label_key(unmatched.phrase)
+        findings = [f for f in findings if says_present(f.get("data"), [unmatched.phrase])]
     else:
+        label = "observation"
         findings = [f for f in findings if say.model_words(f)]
-    return [say.clip_evidence(f, state["video"], label, kind, kb, model) for f in findings[:3]]
+    video = state["video"]
+    return [say.clip_evidence(f, video, label, "observation", kb, model) for f in findings[:3]]
+
+
+def _named_targets(finding: dict[str, Any], the_plan: Plan, kb: Any) -> list[str]:
+    """The asked classes a VLM reply says are there, each by its own names: a moment's label,
+    else the answer's words. One asked class is the reply's subject even unnamed; of several,
+    a reply that names none is evidence of none (its presence cannot be given a class)."""
+    targets = the_plan.targets
+    data = finding.get("data") or {}
+    named = [
+        target
+        for target in targets
+        if says_present({"moments": data.get("moments") or []}, _names_of(target, kb))
+        or _words_name(say.model_words(finding), _names_of(target, kb))
+    ]
+    if named:
+        return named
+    return list(targets) if len(targets) == 1 else []
+
+
+def _names_of(target: str, kb: Any) -> list[str]:
+    item = kb.get(target)
+    return [target.replace("_", " "), item.name, *item.synonyms]
+
+
+def _words_name(text: str, names: list[str]) -> bool:
+    """Whether a sentence of `text` names one of `names` and denies nothing."""
+    for sentence in re.split(r"(?<=[.!?;])\s+", text.lower()):
+        if _NEGATION.search(sentence):
+            continue
+        if any(re.search(rf"(?<![a-z]){re.escape(n.lower())}(?![a-z])", sentence) for n in names):
+            return True
+    return False
+
+
+_NEGATION = re.compile(r"\b(?:no|not|never|nobody|none|without|isn't|doesn't|don't)\b")
 
 
 def _vlm_found_wording(
