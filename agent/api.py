@@ -8,6 +8,7 @@ question, runs the graph and forwards progress and VLM tokens to an `on_event` c
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ class AgentService:
         if self._kb is None:
             from agent.knowledge import load_knowledge_base
 
-            self._kb = load_knowledge_base()
+            self._kb = load_knowledge_base(self.ctx)
         return self._kb
 
     @property
@@ -196,17 +197,29 @@ class AgentService:
             connection.close()
 
 
-_services: dict[tuple, AgentService] = {}
+# Services kept per process: each holds a knowledge base, an index and maybe a VLM, so a web
+# app whose user tries many settings must not keep one per setting for ever.
+MAX_SERVICES = 4
+_services: OrderedDict[tuple, AgentService] = OrderedDict()
 _services_lock = threading.Lock()
 
 
 def get_service(ctx: Context | None = None, vlm: Any | None = None) -> AgentService:
-    """A shared service per (settings, VLM) in this process: models load once."""
+    """A shared service per (settings, VLM) in this process: models load once.
+
+    At most MAX_SERVICES are kept, the least recently used dropped first. A dropped service is
+    not closed here (a caller may still be answering with it); it is released with its last
+    user. The VLM is keyed by id: the cached service holds it, so the id stays its own.
+    """
     ctx = ctx or Context.from_env()
     key = (tuple(sorted(ctx.as_dict().items())), id(vlm) if vlm is not None else None)
     with _services_lock:
-        if key not in _services:
+        if key in _services:
+            _services.move_to_end(key)
+        else:
             _services[key] = AgentService(ctx, vlm=vlm)
+            while len(_services) > MAX_SERVICES:
+                _services.popitem(last=False)
         return _services[key]
 
 

@@ -204,13 +204,32 @@ class Context:
         }
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _convert(spec: dataclasses.Field, raw: str, env_name: str) -> typing.Any:
+    """The setting an environment variable gives, or a ConfigError that names the variable
+    and the values it takes (a typo such as `ture` is refused, never read as false)."""
     kind = typing.get_type_hints(Context)[spec.name]
-    if isinstance(kind, types.GenericAlias) or typing.get_origin(kind) is Literal:
+    if typing.get_origin(kind) is Literal:
+        allowed = typing.get_args(kind)
+        if raw.strip() not in allowed:
+            raise ConfigError(
+                f"{env_name}={raw!r} is not allowed; use one of: {', '.join(allowed)}."
+            )
+        return raw.strip()
+    if isinstance(kind, types.GenericAlias):
         return raw
+    if kind is bool:
+        value = raw.strip().lower()
+        if value not in _TRUE + _FALSE:
+            raise ConfigError(
+                f"{env_name}={raw!r} is not a yes/no value; "
+                f"use one of: {', '.join(_TRUE + _FALSE)}."
+            )
+        return value in _TRUE
     try:
-        if kind is bool:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
         return kind(raw)
     except ValueError as error:
         raise ConfigError(f"{env_name}={raw!r} is not a valid {kind.__name__}: {error}") from None

@@ -90,9 +90,8 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def probe(path: str | os.PathLike, ctx: Context | None = None) -> VideoInfo:
+def probe(path: str | os.PathLike, ctx: Context) -> VideoInfo:
     """Duration, fps, frame count, size and content hash of a video; VideoError if unusable."""
-    ctx = ctx or Context.from_env()
     path = _existing_file(path)
     if is_image(path):
         return _probe_still(path, ctx)
@@ -187,11 +186,10 @@ def iter_frames(
     *,
     fps: float | None = None,
     num_frames: int | None = None,
-    ctx: Context | None = None,
+    ctx: Context,
     max_side: int | None = None,
 ) -> Iterator[FrameBatch]:
     """Sampled frames of `[start_s, end_s)` in batches of `ctx.decode_batch`, in time order."""
-    ctx = ctx or Context.from_env()
     path = _existing_file(path)
     reader = _open_reader(path, max_side=max_side or ctx.decode_max_side)
     starts = _start_times(reader)
@@ -209,10 +207,9 @@ def sample_frames(
     fps: float | None = None,
     num_frames: int | None = None,
     max_frames: int | None = None,
-    ctx: Context | None = None,
+    ctx: Context,
 ) -> FrameBatch:
     """All sampled frames of one span in one batch, thinned uniformly to at most `max_frames`."""
-    ctx = ctx or Context.from_env()
     path = _existing_file(path)
     reader = _open_reader(path, max_side=ctx.decode_max_side)
     starts = _start_times(reader)
@@ -259,7 +256,7 @@ def sample_span(
 
 def segment(
     path: str | os.PathLike,
-    ctx: Context | None = None,
+    ctx: Context,
     on_frames: Callable[[FrameBatch], None] | None = None,
 ) -> list[Clip]:
     """Clips covering the whole video: fixed windows inside shots, so no clip straddles a cut.
@@ -267,7 +264,6 @@ def segment(
     Frames are sampled once at `ctx.sample_fps`; `on_frames` receives each decoded batch, so a
     caller that also needs those frames (perception) gets them from the same single pass.
     """
-    ctx = ctx or Context.from_env()
     info = probe(path, ctx)
     if is_image(path):
         return [Clip(clip_id=0, start_s=0.0, end_s=0.0)]

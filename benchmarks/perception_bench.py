@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     ctx = Context.from_env()
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(ctx)
     print(f"sample_fps={ctx.sample_fps}  decode_max_side={ctx.decode_max_side}")
     print(
         f"{'clip':<48} {'frames':>6} {'size':>9} {'floor fps':>9} {'pipe fps':>8} "

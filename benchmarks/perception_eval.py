@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA)
     args = parser.parse_args()
     ctx = Context.from_env()
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(ctx)
     mapping = label_map(kb)
     with open(args.media / "manifest.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

@@ -72,7 +72,7 @@ def write_tasks(items, folder: Path) -> dict[str, Path]:
     return tasks
 
 
-_KB = load_knowledge_base()
+_KB = load_knowledge_base(Context.from_env())
 
 
 def _kind(label: str) -> str:

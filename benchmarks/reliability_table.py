@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="rewrite calibration.yaml")
     args = parser.parse_args()
     ctx = Context.from_env()
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(ctx)
     with tempfile.TemporaryDirectory() as scratch:
         items = load_devset(Path(scratch))
         rows = collect(items, ctx.replace(home=Path(scratch) / "home"), kb)

@@ -99,9 +99,10 @@ def main() -> None:
         print(f"writing {video} ({args.minutes:g} min, 1280x720, 25 fps) ...", flush=True)
         make_video(video, args.minutes)
 
+    from agent.context import Context
     from agent.video import probe
 
-    duration_s = probe(video).duration_s
+    duration_s = probe(video, Context.from_env()).duration_s
     plain = measure("plain", video)
     ours = measure("ours", video)
     ratio = ours["seconds"] / plain["seconds"]

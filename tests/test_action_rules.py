@@ -4,6 +4,7 @@ the upright gates of posture and gait, and detector person boxes in the people t
 import numpy as np
 import pytest
 
+from agent.context import Context
 from agent.knowledge import load_knowledge_base
 from agent.perception.features import FrameFeatures, HandFeatures, body_geometry
 from agent.perception.learned.objects import SeenObject
@@ -24,7 +25,7 @@ FACE_WIDTH = 0.2
 
 def kb_params(class_id: str) -> dict:
     """The parameters the knowledge base gives a class, over the detector's defaults."""
-    item = load_knowledge_base().get(class_id)
+    item = load_knowledge_base(Context()).get(class_id)
     return merged_params(item.perception.detector, item.perception.params)
 
 

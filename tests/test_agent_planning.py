@@ -2,6 +2,7 @@
 
 import pytest
 
+from agent.context import Context
 from agent.planning import (
     POINT_WINDOW_HALF_S,
     Plan,
@@ -201,7 +202,7 @@ def test_plan_round_trips_as_plain_data(kb):
 def real_kb():
     from agent.knowledge import load_knowledge_base
 
-    return load_knowledge_base()
+    return load_knowledge_base(Context())
 
 
 @pytest.mark.parametrize(

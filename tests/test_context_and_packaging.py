@@ -35,14 +35,39 @@ def test_env_overrides_are_typed_and_explicit_values_win(monkeypatch, tmp_path) 
     ("name", "value", "match"),
     [
         ("BEHAVIOR_AGENT_SAMPLE_FPS", "fast", "BEHAVIOR_AGENT_SAMPLE_FPS='fast'"),
-        ("BEHAVIOR_AGENT_BACKEND", "gpt", "backend='gpt'"),
+        ("BEHAVIOR_AGENT_BACKEND", "gpt", "BEHAVIOR_AGENT_BACKEND='gpt'.*perception, videollama3"),
         ("BEHAVIOR_AGENT_CLIP_OVERLAP_S", "20", "overlap"),
+        # A typo is refused, never read as false.
+        ("BEHAVIOR_AGENT_LEARNED_MODELS", "ture", "BEHAVIOR_AGENT_LEARNED_MODELS='ture'.*true"),
+        ("BEHAVIOR_AGENT_TRACK_PEOPLE", "", "BEHAVIOR_AGENT_TRACK_PEOPLE=''.*yes, on, 0"),
+        ("BEHAVIOR_AGENT_QUANTIZATION", "4-bit", "QUANTIZATION='4-bit'.*auto, 4bit, 8bit, none"),
     ],
 )
 def test_bad_settings_say_what_to_fix(monkeypatch, name, value, match) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=match):
         Context.from_env()
+
+
+@pytest.mark.parametrize(("value", "expected"), [("TRUE", True), (" on", True), ("0", False)])
+def test_yes_no_settings_read_both_ways(monkeypatch, value, expected) -> None:
+    monkeypatch.setenv("BEHAVIOR_AGENT_LEARNED_MODELS", value)
+    assert Context.from_env().learned_models is expected
+
+
+def test_library_code_reads_no_environment() -> None:
+    """Only entry points (the CLI, the web app's server, `agent.api`) build a Context from the
+    environment; everything else is handed one."""
+    agent = Path(__file__).resolve().parent.parent / "agent"
+    readers = sorted(
+        str(path.relative_to(agent))
+        for path in agent.rglob("*.py")
+        if "from_env(" in path.read_text(encoding="utf-8")
+    )
+    entry_points = [p for p in readers if p.startswith("cli/")]
+    assert entry_points, "the CLI builds its Context from the environment"
+    rest = [p for p in readers if not p.startswith("cli/")]
+    assert rest == ["api.py", "context.py", "web/server.py"]
 
 
 def test_time_formatting_round_trips() -> None:

@@ -79,7 +79,11 @@ def test_negative_of_an_unknown_class_names_the_line(tmp_path):
 def test_false_claim_rate_next_to_war_in_metrics_summary_and_predictions(task, tmp_path):
     out = tmp_path / "out"
     result = run_task(
-        task, out, predictor_factory=lambda b, c: NegativeDouble(), progress=lambda t: None
+        task,
+        out,
+        ctx=Context(),
+        predictor_factory=lambda b, c: NegativeDouble(),
+        progress=lambda t: None,
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["n"], metrics["n_positive"], metrics["n_negative"]) == (7, 2, 5)

@@ -88,9 +88,16 @@ def headline(result) -> dict:
 
 
 def test_worker_pool_gives_the_local_results(task, tmp_path):
-    local = run_task(task, tmp_path / "a", predictor_factory=scripted_factory, progress=QUIET)
+    local = run_task(
+        task, tmp_path / "a", ctx=Context(), predictor_factory=scripted_factory, progress=QUIET
+    )
     pooled = run_task(
-        task, tmp_path / "b", predictor_factory=scripted_factory, workers=2, progress=QUIET
+        task,
+        tmp_path / "b",
+        ctx=Context(),
+        predictor_factory=scripted_factory,
+        workers=2,
+        progress=QUIET,
     )
     assert comparable(pooled) == comparable(local)
     assert headline(pooled) == headline(local)
@@ -159,7 +166,9 @@ class FakeRay(types.ModuleType):
 
 
 def test_ray_actors_give_the_local_results_and_resume(task, tmp_path, monkeypatch):
-    local = run_task(task, tmp_path / "a", predictor_factory=scripted_factory, progress=QUIET)
+    local = run_task(
+        task, tmp_path / "a", ctx=Context(), predictor_factory=scripted_factory, progress=QUIET
+    )
     ray = FakeRay()
     monkeypatch.setitem(sys.modules, "ray", ray)
     monkeypatch.setitem(sys.modules, "ray.util", ray.util)
@@ -167,6 +176,7 @@ def test_ray_actors_give_the_local_results_and_resume(task, tmp_path, monkeypatc
     first = run_task(
         task,
         out,
+        ctx=Context(),
         predictor_factory=scripted_factory,
         workers=2,
         use_ray=True,
@@ -178,7 +188,13 @@ def test_ray_actors_give_the_local_results_and_resume(task, tmp_path, monkeypatc
     assert ray.calls.count("predict") == 2  # 5 items in chunks of CHUNK_ITEMS
     assert CHUNK_ITEMS == 4
     resumed = run_task(
-        task, out, predictor_factory=scripted_factory, workers=2, use_ray=True, progress=QUIET
+        task,
+        out,
+        ctx=Context(),
+        predictor_factory=scripted_factory,
+        workers=2,
+        use_ray=True,
+        progress=QUIET,
     )
     assert (resumed.ran, resumed.cached, resumed.failed) == (6, 4, 1)
     assert comparable(resumed) == comparable(local)
@@ -194,5 +210,10 @@ def test_ray_without_the_extra_says_how_to_install_it(task, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'behavior-agent\[cluster\]'"):
         run_task(
-            task, tmp_path / "x", predictor_factory=scripted_factory, use_ray=True, progress=QUIET
+            task,
+            tmp_path / "x",
+            ctx=Context(),
+            predictor_factory=scripted_factory,
+            use_ray=True,
+            progress=QUIET,
         )

@@ -70,9 +70,12 @@ def task(tmp_path: Path):
     return load_task(tmp_path / "task.yaml")
 
 
-def run(task, out, calls=None, stop_after=None, **kwargs):
+def run(task, out, calls=None, stop_after=None, ctx=None, **kwargs):
     factory = lambda backend, ctx: ScriptedPredictor(calls, stop_after)  # noqa: E731
-    return run_task(task, out, predictor_factory=factory, progress=lambda text: None, **kwargs)
+    ctx = ctx or Context(home=out / "home")
+    return run_task(
+        task, out, ctx=ctx, predictor_factory=factory, progress=lambda text: None, **kwargs
+    )
 
 
 def test_run_writes_metrics_predictions_summary_and_plot(task, tmp_path):
@@ -137,14 +140,21 @@ def test_changed_settings_do_not_reuse_cached_predictions(task, tmp_path):
     out = tmp_path / "out"
     run(task, out)
     calls: list[str] = []
-    run(task, out, calls=calls, ctx=Context.from_env(sample_fps=7.0))
+    run(task, out, calls=calls, ctx=Context(sample_fps=7.0))
     assert len(calls) == 6
 
 
 def test_limit_and_worker_pool_give_the_same_results(task, tmp_path):
-    alone = run_task(task, tmp_path / "a", predictor_factory=scripted_factory, progress=print)
+    alone = run_task(
+        task, tmp_path / "a", ctx=Context(), predictor_factory=scripted_factory, progress=print
+    )
     pooled = run_task(
-        task, tmp_path / "b", predictor_factory=scripted_factory, workers=2, progress=print
+        task,
+        tmp_path / "b",
+        ctx=Context(),
+        predictor_factory=scripted_factory,
+        workers=2,
+        progress=print,
     )
     assert alone.metrics["war"] == pooled.metrics["war"]
     assert [r["prediction"] for r in alone.records] == [r["prediction"] for r in pooled.records]

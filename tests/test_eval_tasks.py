@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.context import Context
 from agent.evaluation.adapters import (
     ADAPTERS,
     CREMAD_EMOTIONS,
@@ -332,7 +333,7 @@ def test_shipped_emotion_tasks_map_every_dataset_label_to_a_kb_emotion(
     spec, _ = read_spec(SHIPPED_TASKS / f"{name}.yaml")
     (tmp_path / spec.media_root).mkdir(parents=True)
     task = load_task(name, data_root=tmp_path)
-    emotions = set(load_knowledge_base().ids("emotion"))
+    emotions = set(load_knowledge_base(Context()).ids("emotion"))
     unmapped = [label for label in dataset_labels if task.map_label(label) not in emotions]
     assert not unmapped
 

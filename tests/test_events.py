@@ -78,7 +78,7 @@ def test_agent_report_and_evaluation_count_the_same_events_on_a_real_video(share
 
     ctx = Context(home=tmp_path / "home", event_merge_gap_s=2.5)
     video = shared_media / "scene_pedestrians_walking_opencv_vtest.avi"
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(Context())
     with Perceiver(ctx) as perceiver:
         report = build_report(video, ctx, kb=kb, perceiver=perceiver)
         spans_in_report = _spans([(e.label, e.start_s, e.end_s) for e in report.events])

@@ -73,7 +73,7 @@ def embedder():
 
 @pytest.fixture(scope="module")
 def kb():
-    return load_knowledge_base()
+    return load_knowledge_base(Context())
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agent.cli.app import app
+from agent.context import Context
 from agent.errors import BehaviorAgentError
 from agent.knowledge import (
     FACS_AU_NAMES,
@@ -29,7 +30,7 @@ SHIPPED = default_folder()
 
 @pytest.fixture(scope="module")
 def kb() -> KnowledgeBase:
-    return load_knowledge_base()
+    return load_knowledge_base(Context())
 
 
 def _valid_class(class_id: str = "wave", kind: str = "gesture", **changes) -> dict:
@@ -156,7 +157,7 @@ def test_dataset_label_maps(kb):
 
 
 def test_default_knowledge_base_is_cached():
-    assert load_knowledge_base() is load_knowledge_base()
+    assert load_knowledge_base(Context()) is load_knowledge_base(Context())
 
 
 # --- prompt snippets -----------------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_missing_field_names_file_class_and_field(tmp_path):
     assert "class 'wave'" in problems[0]
     assert "field 'confusions[0].how_to_tell'" in problems[0]
     with pytest.raises(KnowledgeBaseError) as raised:
-        load_knowledge_base(tmp_path)
+        load_knowledge_base(Context(), tmp_path)
     assert isinstance(raised.value, BehaviorAgentError)
     assert "confusions[0].how_to_tell" in str(raised.value)
 
@@ -261,7 +262,7 @@ def test_empty_or_missing_folder(tmp_path):
 
 def test_a_new_class_folder_loads(tmp_path):
     _write(tmp_path, _valid_class("yawn", "action", synonyms=["yawning", "yawns"]))
-    kb = load_knowledge_base(tmp_path)
+    kb = load_knowledge_base(Context(), tmp_path)
     assert kb.ids() == ["yawn"] and kb.get("yawn").kind == "action"
 
 
@@ -314,7 +315,7 @@ def test_cli_validate_list_show(tmp_path):
     result = runner.invoke(app, ["kb", "validate"])
     assert result.exit_code == 0, result.output
     count = int(re.match(r"ok: (\d+) classes", result.output).group(1))
-    assert count == len(load_knowledge_base())
+    assert count == len(load_knowledge_base(Context()))
 
     listed = runner.invoke(app, ["kb", "list", "--kind", "emotion", "--json"])
     rows = json.loads(listed.stdout)["classes"]

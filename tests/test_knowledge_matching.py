@@ -186,11 +186,10 @@ UNKNOWN_BEHAVIORS = [
 def kb(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
     """The shipped classes with the real MiniLM model, built once, caching into a private home."""
     home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BEHAVIOR_AGENT_HOME", str(home))
-        shipped = load_knowledge_base()
-        fresh = KnowledgeBase([shipped.get(i) for i in shipped.ids()], shipped.folder)
-        fresh.match("warm up")  # embeds every class phrase now, while the home is private
+    shipped = load_knowledge_base(Context(home=home))
+    classes = [shipped.get(i) for i in shipped.ids()]
+    fresh = KnowledgeBase(classes, shipped.folder, shipped.embedder, home / "cache")
+    fresh.match("warm up")  # embeds every class phrase now, into the private home
     fresh.cache_home = home
     return fresh
 
@@ -250,10 +249,9 @@ def test_match_one_equals_match_many(kb):
 def test_class_vectors_are_cached_on_disk(kb):
     (cached,) = (kb.cache_home / "cache").glob("kb_vectors_*.npy")
     vectors = np.load(cached)
-    again = KnowledgeBase([kb.get(i) for i in kb.ids()], embedder=kb.embedder)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BEHAVIOR_AGENT_HOME", str(kb.cache_home))
-        assert again.match("thumbs down", k=1) == kb.match("thumbs down", k=1)
+    classes = [kb.get(i) for i in kb.ids()]
+    again = KnowledgeBase(classes, embedder=kb.embedder, cache_folder=kb.cache_home / "cache")
+    assert again.match("thumbs down", k=1) == kb.match("thumbs down", k=1)
     assert len(list((kb.cache_home / "cache").glob("kb_vectors_*.npy"))) == 1
     assert vectors.shape[0] == len(again._embedding_index()[1])
 

@@ -174,7 +174,7 @@ def test_an_indexed_video_is_reused_without_loading_the_vlm_or_perception(tmp_pa
     ctx = Context(
         home=tmp_path / "home", backend="videollama3", clip_length_s=3.0, model_id=model_id
     )
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(Context())
     options = {"kb": kb, "session_factory": _OneDetectionSession}
     first = index_video(video, ctx, vlm=_DescribingVLM(model_id), perceiver=object(), **options)
     assert not first.reused and first.settings["backend"] == "videollama3"
@@ -210,7 +210,7 @@ class Counting:
         embedded.append(len(texts))
         return real.embed(texts)
 
-kb = load_knowledge_base(sys.argv[1])
+kb = load_knowledge_base(Context.from_env(), sys.argv[1])
 kb.embedder = Counting()
 print(json.dumps({"best": kb.match("thumbs down", k=1)[0].id, "embedded": sum(embedded)}))
 """

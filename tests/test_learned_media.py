@@ -37,7 +37,7 @@ def detections(shared_media):
 
 def top_emotion(found, start_s=None, end_s=None) -> str:
     """The evaluation's documented decision rule (confidence x seconds per label)."""
-    emotions = load_knowledge_base().ids("emotion")
+    emotions = load_knowledge_base(Context()).ids("emotion")
     return label_from_detections(found, "emotion", emotions, start_s, end_s)[0]
 
 

@@ -55,7 +55,7 @@ def test_without_learned_models_their_classes_are_not_checkable(tmp_path):
     from agent.perception.capabilities import calibration
     from agent.perception.detectors import FALLBACK, REQUIRES
 
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(Context())
     classes = [kb.get(i) for i in kb.ids()]
     needing = {c.id for c in classes if c.perception and c.perception.detector in REQUIRES}
     falling_back = {c.id for c in classes if c.perception and c.perception.detector in FALLBACK}

@@ -91,7 +91,7 @@ def test_cli_perceive_json(shared_media, tmp_path):
 def test_kb_rules_exist_for_every_detector():
     from agent.perception.detectors import DETECTORS
 
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(Context())
     named = {
         c.perception.detector
         for c in kb.by_kind("emotion") + kb.by_kind("gesture") + kb.by_kind("action")
@@ -108,7 +108,7 @@ def test_session_rides_on_segment_and_keeps_small_features(shared_media, perceiv
 
     ctx = Context()
     path = shared_media / "emotion_neutral_then_happy_pyfeat_single_face.mp4"
-    session = PerceptionSession(perceiver, load_knowledge_base(), ctx)
+    session = PerceptionSession(perceiver, load_knowledge_base(Context()), ctx)
     clips = segment(path, ctx, on_frames=session.add)
     assert clips and len(session.frames) == 5  # 2.43 s at 2 fps, decoded once
     # Per-frame memory is a small summary, never pixels or full landmark sets.

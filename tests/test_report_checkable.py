@@ -16,7 +16,7 @@ from tests.synthetic import write_video
 
 @pytest.fixture(scope="module")
 def kb():
-    return load_knowledge_base()
+    return load_knowledge_base(Context())
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from agent.cli.app import app, print_json
+from agent.context import Context
 from agent.knowledge import (
     KINDS,
     BehaviorClass,
@@ -36,7 +37,7 @@ def list_command(
 ) -> None:
     """Every class id with its kind, name and the landmark rule that can detect it."""
     _check_kind(kind)
-    kb = load_knowledge_base()
+    kb = load_knowledge_base(Context.from_env())
     classes = [kb.get(i) for i in kb.ids(kind)]  # type: ignore[arg-type]
     if as_json:
         print_json(
@@ -105,7 +106,7 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Everything the knowledge base says about one class."""
-    item = load_knowledge_base().get(class_id)
+    item = load_knowledge_base(Context.from_env()).get(class_id)
     if as_json:
         print_json(item.model_dump())
         return
@@ -152,7 +153,8 @@ def match_command(
 ) -> None:
     """The classes a phrase refers to, best first (synonyms + MiniLM similarity)."""
     _check_kind(kind)
-    matches = load_knowledge_base().match(text, k=k, kinds=[kind] if kind else None)  # type: ignore[list-item]
+    kb = load_knowledge_base(Context.from_env())
+    matches = kb.match(text, k=k, kinds=[kind] if kind else None)  # type: ignore[list-item]
     if as_json:
         print_json({"matches": [{"id": m.id, "kind": m.kind, "score": m.score} for m in matches]})
         return

@@ -48,10 +48,9 @@ def iter_folder_frames(
     *,
     sample_fps: float | None = None,
     num_frames: int | None = None,
-    ctx: Context | None = None,
+    ctx: Context,
 ) -> Iterator[FrameBatch]:
     """Sampled frames of `[start_s, end_s)` in batches, like `agent.video.iter_frames`."""
-    ctx = ctx or Context.from_env()
     files = frame_files(folder)
     starts = np.arange(len(files)) / fps
     indices = sample_indices(starts, start_s, end_s, fps=sample_fps, num_frames=num_frames)

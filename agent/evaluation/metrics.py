@@ -6,6 +6,8 @@ counted in the unparsed rate and scored as wrong, never guessed.
 
 from collections.abc import Sequence
 
+from sklearn import metrics as sk
+
 Span = tuple[float, float] | list[float]
 IOU_THRESHOLDS = (0.3, 0.5, 0.7)
 
@@ -17,12 +19,21 @@ def unparsed_rate(predictions: Sequence[object | None]) -> float:
     return sum(p is None for p in predictions) / len(predictions)
 
 
+# What an unparsed prediction (None) is scored as: a label no gold item has.
+_UNPARSED = "\x00unparsed"
+_OTHER = "\x00other"
+
+
+def _as_labels(predictions: Sequence[object | None]) -> list[str]:
+    return [_UNPARSED if p is None else str(p) for p in predictions]
+
+
 def accuracy(gold: Sequence[object], predictions: Sequence[object | None]) -> float:
     """Share of exact matches (WAR for classification, accuracy for MCQ); None is wrong."""
     _check_lengths(gold, predictions)
     if not gold:
         return 0.0
-    return sum(p is not None and p == g for g, p in zip(gold, predictions, strict=True)) / len(gold)
+    return float(sk.accuracy_score([str(g) for g in gold], _as_labels(predictions)))
 
 
 def per_class_recall(
@@ -30,13 +41,15 @@ def per_class_recall(
 ) -> dict[str, float]:
     """Recall of each class that occurs in `gold` (classes without gold items are left out)."""
     _check_lengths(gold, predictions)
-    labels = list(labels) if labels is not None else sorted(set(gold))
-    recalls: dict[str, float] = {}
-    for label in labels:
-        support = [p for g, p in zip(gold, predictions, strict=True) if g == label]
-        if support:
-            recalls[label] = sum(p == label for p in support) / len(support)
-    return recalls
+    in_gold = set(gold)
+    wanted = labels if labels is not None else sorted(in_gold)
+    present = [label for label in wanted if label in in_gold]
+    if not present:
+        return {}
+    recalls = sk.recall_score(
+        list(gold), _as_labels(predictions), labels=present, average=None, zero_division=0
+    )
+    return {label: float(r) for label, r in zip(present, recalls, strict=True)}
 
 
 def uar(
@@ -51,19 +64,16 @@ def macro_f1(
     gold: Sequence[str], predictions: Sequence[str | None], labels: Sequence[str] | None = None
 ) -> float:
     """Mean F1 over `labels` (default: the classes in gold); a class never predicted nor in gold
-    scores 0, as in scikit-learn's `f1_score(average="macro", labels=..., zero_division=0)`."""
+    scores 0 (scikit-learn's `f1_score(average="macro", labels=..., zero_division=0)`)."""
     _check_lengths(gold, predictions)
     labels = list(labels) if labels is not None else sorted(set(gold))
-    if not labels:
+    if not labels or not gold:
         return 0.0
-    scores = []
-    for label in labels:
-        true_pos = sum(g == label and p == label for g, p in zip(gold, predictions, strict=True))
-        predicted = sum(p == label for p in predictions)
-        actual = sum(g == label for g in gold)
-        denominator = predicted + actual
-        scores.append(2 * true_pos / denominator if denominator else 0.0)
-    return sum(scores) / len(scores)
+    return float(
+        sk.f1_score(
+            list(gold), _as_labels(predictions), labels=labels, average="macro", zero_division=0
+        )
+    )
 
 
 def confusion_matrix(
@@ -76,13 +86,17 @@ def confusion_matrix(
     """
     _check_lengths(gold, predictions)
     labels = list(labels)
-    column = {label: i for i, label in enumerate(labels)}
-    matrix = [[0] * (len(labels) + 1) for _ in labels]
-    for g, p in zip(gold, predictions, strict=True):
-        if g not in column:
-            continue
-        matrix[column[g]][column.get(p, len(labels)) if p is not None else len(labels)] += 1
-    return matrix, [*labels, "other"]
+    known = set(labels)
+    pairs = [(g, p if p in known else _OTHER) for g, p in zip(gold, predictions, strict=True)]
+    pairs = [(g, p) for g, p in pairs if g in known]
+    if not labels:
+        return [], ["other"]
+    if not pairs:
+        return [[0] * (len(labels) + 1) for _ in labels], [*labels, "other"]
+    matrix = sk.confusion_matrix(
+        [g for g, _ in pairs], [p for _, p in pairs], labels=[*labels, _OTHER]
+    )
+    return matrix[:-1].tolist(), [*labels, "other"]
 
 
 def temporal_iou(predicted: Span | None, gold: Span) -> float:

@@ -166,7 +166,7 @@ class PerceptionPredictor:
         from agent.perception import Perceiver
 
         self.ctx = ctx
-        self.kb = kb or load_knowledge_base()
+        self.kb = kb or load_knowledge_base(ctx)
         self.perceiver = perceiver or Perceiver(ctx)
         self.provenance = model_provenance(ctx=ctx)
         self.model_id = self.provenance.model_id
@@ -279,24 +279,28 @@ def _ground_with_index(
     from agent.indexing import index_video
 
     record = index_video(item.path, ctx, vlm=vlm, perceiver=perceiver)
-    index = ClipIndex(ctx)
-    query = item.query or ""
-    events = merge_detections(index.detections(record.sha256), record.duration_s, ctx)
-    for match in kb.match(query, k=3):
-        if match.score < ctx.match_min_score:
-            break
-        found = [e for e in events if label_key(e.label) == label_key(match.id)]
-        if found:
-            best = max(found, key=lambda e: e.strength)
-            episodes = [[e.start_s, e.end_s, e.strength] for e in found]
-            raw = json.dumps({"class": match.id, "match": match.score, "episodes": episodes})
-            return Prediction([best.start_s, best.end_s], raw, match.score, {"via": "detections"})
-    hits = index.search(query, 1, video=item.path)
-    if not hits:
-        return Prediction(None, "", None, {"why": "no clip found"}, outcome="no_detection")
-    hit = hits[0]
-    raw = json.dumps({"clip_id": hit.clip_id, "caption": hit.caption})
-    return Prediction([hit.start_s, hit.end_s], raw, float(hit.score), {"via": "search"})
+    # One grounding item opens the library and closes it again: a run over many items
+    # would otherwise hold a SQLite connection and a FAISS index per item.
+    with ClipIndex(ctx) as index:
+        query = item.query or ""
+        events = merge_detections(index.detections(record.sha256), record.duration_s, ctx)
+        for match in kb.match(query, k=3):
+            if match.score < ctx.match_min_score:
+                break
+            found = [e for e in events if label_key(e.label) == label_key(match.id)]
+            if found:
+                best = max(found, key=lambda e: e.strength)
+                episodes = [[e.start_s, e.end_s, e.strength] for e in found]
+                raw = json.dumps({"class": match.id, "match": match.score, "episodes": episodes})
+                return Prediction(
+                    [best.start_s, best.end_s], raw, match.score, {"via": "detections"}
+                )
+        hits = index.search(query, 1, video=item.path)
+        if not hits:
+            return Prediction(None, "", None, {"why": "no clip found"}, outcome="no_detection")
+        hit = hits[0]
+        raw = json.dumps({"clip_id": hit.clip_id, "caption": hit.caption})
+        return Prediction([hit.start_s, hit.end_s], raw, float(hit.score), {"via": "search"})
 
 
 # --- VLM backend ----------------------------------------------------------------------------
@@ -313,7 +317,7 @@ class VLMPredictor:
 
         self.ctx = ctx
         self.vlm = vlm
-        self.kb = kb or load_knowledge_base()
+        self.kb = kb or load_knowledge_base(ctx)
         self.provenance = model_provenance(vlm, ctx)
         self.backend = self.provenance.backend
         self.model_id = self.provenance.model_id

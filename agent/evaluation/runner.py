@@ -99,7 +99,7 @@ def run_task(
     task: Task,
     out_dir: Path,
     *,
-    ctx: Context | None = None,
+    ctx: Context,
     backend: str | None = None,
     limit: int | None = None,
     workers: int = 1,
@@ -111,7 +111,7 @@ def run_task(
     started = time.time()
     progress = progress or _stderr
     out_dir = Path(out_dir)
-    backend_name, ctx = resolve_backend(task, ctx or Context.from_env(), backend)
+    backend_name, ctx = resolve_backend(task, ctx, backend)
     items = task.items()
     task.scored_labels = task.labels(items) if task.type == "classification" else []
     if limit is not None:

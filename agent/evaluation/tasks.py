@@ -218,9 +218,12 @@ class Task:
 
 
 def _knowledge_base():
+    """The shipped knowledge base, for its ids, kinds and dataset label maps only: lookups
+    that no setting changes (nothing here matches text), so default settings serve."""
+    from agent.context import Context
     from agent.knowledge import load_knowledge_base
 
-    return load_knowledge_base()
+    return load_knowledge_base(Context())
 
 
 def task_path(name_or_path: str | Path) -> Path:
@@ -284,9 +287,7 @@ def read_spec(path: Path) -> tuple[TaskSpec, yaml.Node | None]:
 def _label_map(spec: TaskSpec) -> dict[str, str]:
     mapping: dict[str, str] = {}
     if spec.dataset:
-        from agent.knowledge import load_knowledge_base
-
-        mapping.update(load_knowledge_base().dataset_label_map(spec.dataset))
+        mapping.update(_knowledge_base().dataset_label_map(spec.dataset))
     mapping.update(spec.label_map)
     return mapping
 

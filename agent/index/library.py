@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 class ClipIndex(ClipSearch):
     """The clip library under `ctx.home`: add, search, list and remove indexed videos."""
 
-    def __init__(self, ctx: Context | None = None, embedder=None) -> None:
-        super().__init__(ctx or Context.from_env(), embedder)
+    def __init__(self, ctx: Context, embedder=None) -> None:
+        super().__init__(ctx, embedder)
         self._write_lock = threading.Lock()
 
     def begin_video(self, info: VideoInfo, settings: dict[str, Any]) -> None:

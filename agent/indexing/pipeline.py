@@ -111,7 +111,7 @@ class LazyPerceiver:
 
 def index_video(
     path: str | Path,
-    ctx: Context | None = None,
+    ctx: Context,
     *,
     vlm=None,
     perceiver=None,
@@ -129,7 +129,6 @@ def index_video(
     `session_factory(perceiver, kb, ctx)` makes the perception session (the real
     `PerceptionSession` by default; tests may pass a double).
     """
-    ctx = ctx or Context.from_env()
     report = _Reporter(progress)
     own_index = index is None
     library = index or ClipIndex(ctx, embedder=embedder)
@@ -169,7 +168,7 @@ def _index(
     report("probe", 0, 1, f"reading {path.name}")
     info = probe(path, ctx)
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
-    kb = kb if kb is not None else _default_kb()
+    kb = kb if kb is not None else _default_kb(ctx)
     use_vlm = vlm is not None and ctx.backend == "videollama3"
     # Lazy handles: their identity goes into the settings, their models load only if needed.
     embedder = embedder if embedder is not None else load_text_embedder(ctx)
@@ -316,7 +315,7 @@ def _inside(found: list[_Spanned], clip: Clip) -> list[_Spanned]:
     return [d for d in found if spans_overlap(d.start_s, d.end_s, clip.start_s, clip.end_s)]
 
 
-def _default_kb():
+def _default_kb(ctx: Context):
     from agent.knowledge import load_knowledge_base
 
-    return load_knowledge_base()
+    return load_knowledge_base(ctx)

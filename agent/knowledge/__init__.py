@@ -13,7 +13,7 @@ from agent.knowledge.loading import (
     missing_required,
     validate_folder,
 )
-from agent.knowledge.matching import DESCRIPTION_WEIGHT, TextEmbedder, default_embedder
+from agent.knowledge.matching import DESCRIPTION_WEIGHT, TextEmbedder
 from agent.knowledge.schema import (
     FACS_AU_NAMES,
     ID_PATTERN,
@@ -46,7 +46,6 @@ __all__ = [
     "Temporal",
     "TextEmbedder",
     "UnknownClassError",
-    "default_embedder",
     "default_folder",
     "load_knowledge_base",
     "missing_required",

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.errors import ConfigError
 from agent.knowledge.matching import (
     TextEmbedder,
     cached_vectors,
     class_phrases,
-    default_embedder,
     first_sentence,
     lexical_scores,
     rank,
@@ -33,11 +33,15 @@ class KnowledgeBase:
         classes: list[BehaviorClass],
         folder: Path | None = None,
         embedder: TextEmbedder | None = None,
+        cache_folder: Path | None = None,
     ) -> None:
         self.folder = folder
         self._classes = {c.id: c for c in classes}
-        # Loaded on the first match() that needs it; tests may inject a small double.
+        # Embeds on the first match() that needs it (`load_knowledge_base` gives the settings'
+        # lazy MiniLM; tests may inject a small double).
         self.embedder = embedder
+        # Where the class vectors are cached (`<home>/cache`); None = not cached.
+        self.cache_folder = cache_folder
         self._label_index: np.ndarray | None = None
         self._label_owner: list[str] = []
 
@@ -89,17 +93,23 @@ class KnowledgeBase:
         """One weighted vector per (class, phrase), computed once per knowledge base."""
         if self._label_index is None:
             texts, owners, weights = class_phrases(self._classes.values())
-            if self.embedder is None:
-                self.embedder = default_embedder()
-            vectors = cached_vectors(texts, self.embedder, self.content_hash())
+            vectors = cached_vectors(
+                texts, self._embedder(), self.content_hash(), self.cache_folder
+            )
             self._label_index = vectors * np.asarray(weights, dtype=np.float32)[:, None]
             self._label_owner = owners
         return self._label_index, self._label_owner
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._embedder().embed(texts), dtype=np.float32)
+
+    def _embedder(self) -> TextEmbedder:
         if self.embedder is None:
-            self.embedder = default_embedder()
-        return np.asarray(self.embedder.embed(texts), dtype=np.float32)
+            raise ConfigError(
+                "This knowledge base has no sentence embedder to match with; load it with "
+                "load_knowledge_base(ctx), or pass embedder= to KnowledgeBase."
+            )
+        return self.embedder
 
     def _embedding_scores(self, texts: list[str]) -> list[dict[str, float]]:
         """Per text: {class id: best cosine similarity over the class's name and synonyms}."""

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agent.context import Context
 from agent.knowledge.base import KnowledgeBase
 from agent.knowledge.schema import KINDS, REQUIRED_IDS, BehaviorClass, KnowledgeBaseError
 
@@ -119,20 +120,25 @@ def default_folder() -> Path:
     return data_dir("knowledge")
 
 
-def load_knowledge_base(folder: Path | None = None) -> KnowledgeBase:
-    """The validated knowledge base in `folder` (default: the shipped one, cached per process)."""
+def load_knowledge_base(ctx: Context, folder: Path | None = None) -> KnowledgeBase:
+    """The validated knowledge base in `folder` (default: the shipped one, loaded once per
+    process and settings), matching with the settings' text embedder (it loads on the first
+    match) and caching its class vectors under `ctx.home`."""
     if folder is None:
-        return _load_default()
-    return _load(Path(folder))
+        return _load_default(ctx)
+    return _load(Path(folder), ctx)
 
 
-def _load(folder: Path) -> KnowledgeBase:
+def _load(folder: Path, ctx: Context) -> KnowledgeBase:
+    from agent.embed import load_text_embedder
+
     classes, problems = validate_folder(folder)
     if problems:
         raise KnowledgeBaseError(problems)
-    return KnowledgeBase(list(classes.values()), folder)
+    embedder = load_text_embedder(ctx)
+    return KnowledgeBase(list(classes.values()), folder, embedder, ctx.home / "cache")
 
 
 @cache
-def _load_default() -> KnowledgeBase:
-    return _load(default_folder())
+def _load_default(ctx: Context) -> KnowledgeBase:
+    return _load(default_folder(), ctx)

@@ -16,7 +16,6 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.errors import BehaviorAgentError
 from agent.knowledge.schema import BehaviorClass, ClassMatch
 from agent.state import Kind
 
@@ -66,14 +65,6 @@ class TextEmbedder(Protocol):
     """What matching needs from a sentence embedder (agent.embed.SentenceEmbedder fits)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def default_embedder() -> TextEmbedder:
-    """The process-wide MiniLM embedder of agent.embed (the model the clip index uses)."""
-    from agent.context import Context
-    from agent.embed import load_text_embedder
-
-    return load_text_embedder(Context.from_env())
 
 
 def first_sentence(text: str) -> str:
@@ -144,8 +135,10 @@ def rank(
     return results[:k]
 
 
-def cached_vectors(texts: list[str], embedder: TextEmbedder, content: str) -> np.ndarray:
-    """Vectors of the class phrases, cached on disk under `<home>/cache/`.
+def cached_vectors(
+    texts: list[str], embedder: TextEmbedder, content: str, folder: Path | None
+) -> np.ndarray:
+    """Vectors of the class phrases, cached on disk in `folder` (`<home>/cache/`; None = not).
 
     Embedding ~750 phrases takes seconds on a busy CPU, and every process (each CLI call)
     would pay it again. The file is keyed by the embedder's name and version and by `content`,
@@ -157,7 +150,6 @@ def cached_vectors(texts: list[str], embedder: TextEmbedder, content: str) -> np
         return np.asarray(embedder.embed(batch), dtype=np.float32)
 
     model = getattr(embedder, "version", None)  # only versioned models are cached
-    folder = _cache_folder()
     if not isinstance(model, str) or folder is None:
         return embed(texts)
     identity = [str(getattr(embedder, "name", "")), model, content, *texts]
@@ -180,12 +172,3 @@ def cached_vectors(texts: list[str], embedder: TextEmbedder, content: str) -> np
     except OSError:
         pass  # a read-only home only costs speed
     return vectors
-
-
-def _cache_folder() -> Path | None:
-    try:
-        from agent.context import Context
-
-        return Context.from_env().home / "cache"
-    except BehaviorAgentError:
-        return None

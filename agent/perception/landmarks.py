@@ -102,8 +102,8 @@ class Perceiver:
     `reset()` starts a new video; `process(frame, still=True)` treats a frame on its own.
     """
 
-    def __init__(self, ctx: Context | None = None):
-        self.ctx = ctx or Context.from_env()
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
         self._video = None
         self._still = None
         self._hands_video = None

@@ -68,12 +68,11 @@ def draw_overlay(
 def render_overlay(
     path: str | os.PathLike,
     time_s: float,
-    ctx: Context | None = None,
+    ctx: Context,
     detections: list[Detection] | None = None,
     perceiver: Perceiver | None = None,
 ) -> np.ndarray:
     """The frame at `time_s` (or the still) with landmarks, boxes and the detections active then."""
-    ctx = ctx or Context.from_env()
     if is_image(path):
         frame = read_image(path)
     else:

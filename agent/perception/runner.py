@@ -176,23 +176,22 @@ def perceive_path(
 
 def perceive_video(
     path: str | os.PathLike,
-    ctx: Context | None = None,
+    ctx: Context,
     kb: Any = None,
     progress: Progress | None = None,
     perceiver: Any = None,
 ) -> list[Detection]:
     """Detections in a video, sampled at `ctx.sample_fps` (decoded once, batch by batch)."""
-    return perceive_path(path, ctx or Context.from_env(), kb, perceiver, progress=progress)
+    return perceive_path(path, ctx, kb, perceiver, progress=progress)
 
 
 def perceive_image(
     path: str | os.PathLike | np.ndarray,
-    ctx: Context | None = None,
+    ctx: Context,
     kb: Any = None,
     perceiver: Any = None,
 ) -> list[Detection]:
     """Detections in a still image file (read with Pillow) or RGB array; start_s = end_s = 0."""
-    ctx = ctx or Context.from_env()
     if not isinstance(path, np.ndarray):
         return perceive_path(Path(path), ctx, kb, perceiver)
     batch = FrameBatch(path[None], np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float64))

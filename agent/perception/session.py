@@ -44,7 +44,7 @@ class PerceptionSession:
     ):
         self.ctx = ctx or perceiver.ctx
         self.perceiver = perceiver
-        self.kb = kb if kb is not None else _default_kb()
+        self.kb = kb if kb is not None else _default_kb(self.ctx)
         self.still = still
         self.frames: list[FrameFeatures] = []
         self._previous_grey: np.ndarray | None = None
@@ -229,7 +229,7 @@ def _honest_neutral(scored: dict) -> None:
         result.scores = np.where(np.isnan(result.scores), np.nan, np.fmax(result.scores, fallback))
 
 
-def _default_kb():
+def _default_kb(ctx: Context):
     from agent.knowledge import load_knowledge_base
 
-    return load_knowledge_base()
+    return load_knowledge_base(ctx)

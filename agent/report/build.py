@@ -37,7 +37,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 def build_report(
     video: str | Path,
-    ctx: Context | None = None,
+    ctx: Context,
     *,
     vlm: Any = None,
     progress: Progress | None = None,
@@ -53,9 +53,8 @@ def build_report(
     from agent.index import ClipIndex
     from agent.indexing import index_video
 
-    ctx = ctx or Context.from_env()
     path = Path(video).expanduser()
-    kb = kb if kb is not None else default_kb()
+    kb = kb if kb is not None else default_kb(ctx)
     library = index if index is not None else ClipIndex(ctx)
     try:
         record = index_video(
@@ -88,7 +87,7 @@ def assemble_report(
     key_frames: bool = True,
 ) -> ReportData:
     """Report data from a video's clip records and detections (no index needed)."""
-    kb = kb if kb is not None else default_kb()
+    kb = kb if kb is not None else default_kb(ctx)
     progress = _timed(progress)
     events = report_events(
         detections,

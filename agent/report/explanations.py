@@ -43,13 +43,13 @@ def not_checkable(kb: Any, ctx: Context, vlm: Any = None) -> list[UncheckedClass
     return sorted(unchecked, key=lambda u: (order.get(u.kind, len(order)), u.id))
 
 
-def default_kb() -> Any:
+def default_kb(ctx: Context) -> Any:
     try:
         from agent.knowledge import load_knowledge_base
     except ImportError:
         log.warning("agent.knowledge is not available; the report has no class definitions")
         return None
-    return load_knowledge_base()
+    return load_knowledge_base(ctx)
 
 
 def _lookup(kb: Any, label: str) -> Any:

@@ -8,11 +8,11 @@ from agent.context import Context
 from agent.vlm.protocol import VLM, VLMReply
 
 
-def load_vlm(ctx: Context | None = None) -> VLM:
+def load_vlm(ctx: Context) -> VLM:
     """The VideoLLaMA3 model named by `ctx.model_id`, on the device and quantization of `ctx`."""
     from agent.vlm.videollama3 import VideoLlama3
 
-    return VideoLlama3.load(ctx or Context.from_env())
+    return VideoLlama3.load(ctx)
 
 
 class LazyVLM:
