@@ -40,7 +40,9 @@ import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("BEHAVIOR_AGENT_SHARED_MEDIA", HERE.parent.parent / "shared" / "media"))
+SHARED = Path(
+    os.environ.get("BEHAVIOR_AGENT_SHARED_MEDIA", HERE.parent.parent / "shared" / "media")
+)
 DEVSET = SHARED.parent / "devset"
 GESTURE_IDS = {
     "face_touching": "face_touch",
@@ -167,7 +169,7 @@ def index_all(items: list[Item], ctx, skip: bool) -> dict[Path, object]:
     return records
 
 
-def quality(items, records, ctx, kb) -> dict:
+def quality(items, records, ctx, kb, whole_library: bool = True) -> dict:
     from agent.events import label_key
     from agent.index import ClipIndex
 
@@ -192,9 +194,10 @@ def quality(items, records, ctx, kb) -> dict:
                 in_video = search(query, 5, video=record.sha256)
                 rows["video_r1"].append(_relevant(in_video[:1], truth))
                 rows["video_r5"].append(_relevant(in_video, truth))
-                everywhere = search(query, 5)
-                rows["lib_r1"].append(_relevant(everywhere[:1], truth))
-                rows["lib_r5"].append(_relevant(everywhere, truth))
+                if whole_library:
+                    everywhere = search(query, 5)
+                    rows["lib_r1"].append(_relevant(everywhere[:1], truth))
+                    rows["lib_r5"].append(_relevant(everywhere, truth))
                 if in_video and record.duration_s > 0:
                     rows["iou"].append(_best_iou(in_video[0], truth.get(record.sha256, [])) >= 0.5)
         for query in absent_queries(item, detected, kb):
@@ -212,7 +215,9 @@ def absent_queries(item: Item, detected: set[str], kb) -> list[str]:
     absent.sort(key=lambda c: hashlib.sha256(f"{item.path.name}:{c}".encode()).hexdigest())
     chosen = [paraphrases(kb.get(c))[1] for c in absent[:ABSENT_PER_VIDEO]]
     start = int(hashlib.sha256(item.path.name.encode()).hexdigest(), 16) % len(NOTHING_SEEN)
-    return chosen + [NOTHING_SEEN[(start + i) % len(NOTHING_SEEN)] for i in range(NOTHING_PER_VIDEO)]
+    return chosen + [
+        NOTHING_SEEN[(start + i) % len(NOTHING_SEEN)] for i in range(NOTHING_PER_VIDEO)
+    ]
 
 
 def _span(start_s, end_s, duration_s) -> tuple[float, float]:
@@ -220,9 +225,7 @@ def _span(start_s, end_s, duration_s) -> tuple[float, float]:
 
 
 def _relevant(hits, truth: dict[str, list]) -> bool:
-    return any(
-        sha in truth and any(a <= e and b >= s for s, e in truth[sha]) for sha, a, b in hits
-    )
+    return any(sha in truth and any(a <= e and b >= s for s, e in truth[sha]) for sha, a, b in hits)
 
 
 def _best_iou(hit, spans) -> float:
@@ -237,6 +240,25 @@ def _best_iou(hit, spans) -> float:
 
 def _share(values: list[bool]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
+
+
+def sweep(items, records, ctx, kb) -> None:
+    """In-video R@1/R@5 and absent-query precision as each floor of hybrid search moves (the
+    other at its shipped value): how the floors were chosen."""
+    from agent.index import hybrid
+
+    shipped = hybrid.CLASS_MATCH_FLOOR, hybrid.TEXT_MATCH_FLOOR
+    print("| floor | value | R@1 in video | R@5 in video | no match on absent |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in (
+        ("CLASS_MATCH_FLOOR", (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)),
+        ("TEXT_MATCH_FLOOR", (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)),
+    ):
+        for value in values:
+            setattr(hybrid, name, value)
+            got = quality(items, records, ctx, kb, whole_library=False)
+            print(f"| {name} | {value} | {got['video_r1']} | {got['video_r5']} | {got['absent']} |")
+        hybrid.CLASS_MATCH_FLOOR, hybrid.TEXT_MATCH_FLOOR = shipped
 
 
 # --- latency --------------------------------------------------------------------------------
@@ -271,7 +293,9 @@ def latency(clips: int, kb, embedder, repeat: int) -> dict:
                 sha256=sha,
             )
             library.begin_video(info, {"format": 0})
-            clip_list = [Clip(clip_id=i, start_s=i * 10.0, end_s=i * 10.0 + 10) for i in range(per_video)]
+            clip_list = [
+                Clip(clip_id=i, start_s=i * 10.0, end_s=i * 10.0 + 10) for i in range(per_video)
+            ]
             detections = []
             for clip in clip_list:
                 for label in rng.choice(ids, size=int(rng.integers(0, 4)), replace=False):
@@ -364,6 +388,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="Rounds of latency queries.")
     parser.add_argument("--json", type=Path, help="Write the numbers here.")
     parser.add_argument("--before", type=Path, help="A --json file of an earlier run to compare.")
+    parser.add_argument("--sweep", action="store_true", help="Also sweep the match floors.")
     options = parser.parse_args()
 
     from agent.context import Context
@@ -375,6 +400,8 @@ def main() -> None:
     kb.embedder = load_text_embedder(ctx)
     items = load_items()
     records = index_all(items, ctx, options.skip_index)
+    if options.sweep:
+        sweep(items, records, ctx, kb)
     numbers = quality(items, records, ctx, kb)
     numbers |= latency(options.clips, kb, load_text_embedder(ctx), options.repeat)
     if options.json:

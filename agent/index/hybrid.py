@@ -99,23 +99,9 @@ class HybridSearch:
         if labels:
             classes = {label_key(label): 1.0 for label in labels}
         sims, names = self._thing_similarities(query)
-        keys = {key for key in sims if key[1] in classes}
-        keys |= {(self.kb.get(c).kind, c) for c in classes if c in self.kb}
-        if not (classes and (labels or lexical_scores(self._named(classes), text))):
-            # A query that names no class outright: similar one-thing texts (objects, other
-            # labels) may answer it too ("a cup" is the cup in view, not only drinking).
-            keys |= {key for key, sim in sims.items() if sim >= TEXT_MATCH_FLOOR}
-        conn = self.index._conn()
-        moments = fetch_moments(conn, keys, names, scope)
-        clip_s = self.index.ctx.clip_length_s
-        fused: dict[int, _Fused] = {}
-        by_class = sorted(moments, key=lambda m: -classes.get(m.key, 0.0) * m.strength(clip_s))
-        by_text = sorted(
-            moments, key=lambda m: -sims.get((m.kind, m.key), 0.0) * m.strength(clip_s)
-        )
-        if classes:
-            self._add_moments(fused, "classes", [m for m in by_class if m.key in classes], conn)
-        self._add_moments(fused, "texts", by_text, conn)
+        keys = self._wanted(text, classes, sims, strict=bool(labels))
+        moments = fetch_moments(self.index._conn(), keys, names, scope)
+        fused = self._fuse(moments, classes, sims)
         self._add_clips(fused, "captions", self._captions(query, scope), qualify=True)
         self._add_clips(fused, "visual", self._visual(text, scope), qualify=False)
         ranked = sorted(
@@ -125,6 +111,30 @@ class HybridSearch:
         hits = [self._with_span(hit, fused[rowid]) for rowid, hit in found]
         closest = [] if hits else self._closest(sims, names, scope)
         return Retrieval(query=text, hits=hits, matched=matched[:3], closest=closest)
+
+    def _wanted(self, text: str, classes, sims, strict: bool) -> set[tuple[str, str]]:
+        """The (kind, label key) pairs whose moments may answer: the named classes; and when
+        the query names none outright, one-thing texts at or above TEXT_MATCH_FLOOR too ("a
+        cup" is the cup in view, not only drinking)."""
+        keys = {key for key in sims if key[1] in classes}
+        keys |= {(self.kb.get(c).kind, c) for c in classes if c in self.kb}
+        if not (classes and (strict or lexical_scores(self._named(classes), text))):
+            keys |= {key for key, sim in sims.items() if sim >= TEXT_MATCH_FLOOR}
+        return keys
+
+    def _fuse(self, moments: list[Moment], classes, sims) -> dict[int, "_Fused"]:
+        """The classes and texts rankings of the moments, fused per clip."""
+        clip_s = self.index.ctx.clip_length_s
+        conn = self.index._conn()
+        fused: dict[int, _Fused] = {}
+        named = [m for m in moments if m.key in classes]
+        by_class = sorted(named, key=lambda m: -classes[m.key] * m.strength(clip_s))
+        by_text = sorted(
+            moments, key=lambda m: -sims.get((m.kind, m.key), 0.0) * m.strength(clip_s)
+        )
+        self._add_moments(fused, "classes", by_class, conn)
+        self._add_moments(fused, "texts", by_text, conn)
+        return fused
 
     # --- rankings ---------------------------------------------------------------------------
 

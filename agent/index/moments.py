@@ -3,7 +3,7 @@ with a span, a calibrated confidence and how much of a clip they cover; the unit
 ranks."""
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.events import spans_overlap
@@ -41,6 +41,16 @@ class Scope:
     sha256: str | None = None
     start_s: float | None = None
     end_s: float | None = None
+
+    def clamp(self, moment: "Moment") -> "Moment":
+        """The moment cut to the window: what was seen outside it is not the answer."""
+        lo = self.start_s if self.start_s is not None else moment.start_s
+        hi = self.end_s if self.end_s is not None else moment.end_s
+        start_s, end_s = max(moment.start_s, lo), min(moment.end_s, hi)
+        if (start_s, end_s) == (moment.start_s, moment.end_s) or start_s > end_s:
+            return moment
+        covered_s = moment.covered_s * (end_s - start_s) / max(moment.end_s - moment.start_s, 1e-9)
+        return replace(moment, start_s=start_s, end_s=end_s, covered_s=covered_s)
 
     def sql(self, table: str) -> tuple[str, list[Any]]:
         """A WHERE fragment (with its arguments) for rows of `table` in this scope."""
@@ -90,7 +100,7 @@ def fetch_moments(
         )
         rows += [(sha, "object", label, key_of[label], *rest) for sha, label, *rest in found]
     wanted = [r for r in rows if (r[1], r[3]) in keys]
-    return merge_rows(wanted)
+    return [scope.clamp(m) for m in merge_rows(wanted)]
 
 
 def merge_rows(rows: list[tuple]) -> list[Moment]:
