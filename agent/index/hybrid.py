@@ -56,13 +56,16 @@ class _Fused:
 
 
 def named_classes(text: str, matched: list[tuple[str, float]], kb) -> dict[str, float]:
-    """The classes a query names: those whose name or synonym it contains, else its best
-    match at or above CLASS_MATCH_FLOOR. A near neighbour ("thumbs down" for "thumbs up",
-    0.9 by embedding) is another class, and so another answer to another question."""
+    """The classes a query names: those whose name or synonym it contains, and its best match
+    when that scores at least CLASS_MATCH_FLOOR. A near neighbour of a named class ("thumbs
+    down" for "thumbs up", 0.91 by embedding) is another class, another answer to another
+    question; but a word of another class inside a description ("a closed fist with the thumb
+    extended") does not hide the class the description fits best."""
     lexical = lexical_scores([kb.get(c) for c, _ in matched], text)
-    if lexical:
-        return {label_key(c): s for c, s in matched if c in lexical}
-    return {label_key(c): s for c, s in matched[:1] if s >= CLASS_MATCH_FLOOR}
+    chosen = {label_key(c): s for c, s in matched if c in lexical}
+    if matched and matched[0][1] >= CLASS_MATCH_FLOOR:
+        chosen.setdefault(label_key(matched[0][0]), matched[0][1])
+    return chosen
 
 
 class HybridSearch:
