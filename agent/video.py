@@ -386,7 +386,12 @@ def _decode(reader, indices: list[int], path: Path) -> np.ndarray:
     import decord
 
     try:
-        return reader.get_batch(indices).asnumpy()
+        frames = reader.get_batch(indices).asnumpy()
+        # decord's decoder thread goes on decoding the frames after the batch into memory
+        # until the end of the file (dmlc/decord#197, #208): gigabytes on a long video, and a
+        # core taken from perception. A seek stops it; the next batch seeks anyway.
+        reader.seek(0)
+        return frames
     except (RuntimeError, decord.DECORDError) as error:
         first = indices[0] if indices else "?"
         raise VideoError(
