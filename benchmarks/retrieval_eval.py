@@ -4,7 +4,7 @@ Queries are generated from the labels of ../shared/media (benchmarks/devset.yaml
 ../shared/devset (its three manifests): for every labelled class, four paraphrases (the class
 name, a synonym, a synonym in a sentence, the definition's first sentence); for every video,
 queries about classes nobody labelled there and the detectors did not see (three from the
-knowledge base, two about nothing in it). Printed:
+knowledge base, three about nothing in it). Printed:
 
 - R@1 / R@5 of class queries whose class was detected in the video, searched within the video
   (`--video`) and in the whole library: a hit counts when its video is labelled with the class
@@ -54,16 +54,21 @@ GESTURE_IDS = {
     "raising_hand": "hand_raise",
     "head_shake": "head_shake",
 }
-# Things no knowledge-base class, detector or object model names.
+# Things no knowledge-base class, detector or object model names: scenery, and everyday
+# activities near some class in meaning but not of it.
 NOTHING_SEEN = [
     "fireworks in the night sky",
     "snow falling on pine trees",
     "a waterfall in a forest",
     "a rainbow over the sea",
     "a volcano erupting at night",
+    "someone playing chess",
+    "a person knitting a scarf",
+    "a man fixing a car engine",
+    "a woman watering the plants",
 ]
 ABSENT_PER_VIDEO = 3
-NOTHING_PER_VIDEO = 2
+NOTHING_PER_VIDEO = 3
 
 
 @dataclass
@@ -213,7 +218,9 @@ def absent_queries(item: Item, detected: set[str], kb) -> list[str]:
     skip = set(item.present) | item.ambiguous | detected
     absent = [c for c in kb.ids() if c not in skip]
     absent.sort(key=lambda c: hashlib.sha256(f"{item.path.name}:{c}".encode()).hexdigest())
-    chosen = [paraphrases(kb.get(c))[1] for c in absent[:ABSENT_PER_VIDEO]]
+    # A synonym for the first ones, a description (matched by embedding alone) for the last.
+    chosen = [paraphrases(kb.get(c))[1] for c in absent[: ABSENT_PER_VIDEO - 1]]
+    chosen += [paraphrases(kb.get(c))[3] for c in absent[ABSENT_PER_VIDEO - 1 : ABSENT_PER_VIDEO]]
     start = int(hashlib.sha256(item.path.name.encode()).hexdigest(), 16) % len(NOTHING_SEEN)
     return chosen + [
         NOTHING_SEEN[(start + i) % len(NOTHING_SEEN)] for i in range(NOTHING_PER_VIDEO)
@@ -251,8 +258,8 @@ def sweep(items, records, ctx, kb) -> None:
     print("| floor | value | R@1 in video | R@5 in video | no match on absent |")
     print("|---|---:|---:|---:|---:|")
     for name, values in (
-        ("CLASS_MATCH_FLOOR", (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)),
-        ("TEXT_MATCH_FLOOR", (0.45, 0.5, 0.55, 0.6, 0.65, 0.7)),
+        ("CLASS_MATCH_FLOOR", (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7)),
+        ("TEXT_MATCH_FLOOR", (0.3, 0.4, 0.45, 0.5, 0.55, 0.6)),
     ):
         for value in values:
             setattr(hybrid, name, value)
