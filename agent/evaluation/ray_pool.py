@@ -69,4 +69,3 @@ def predict_with_ray(
 
 def _has_gpus(ray) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
-
