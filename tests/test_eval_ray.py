@@ -168,3 +168,13 @@ def test_shared_media_on_ray_gives_the_metrics_of_a_local_run(
     assert local["n"] == SHARED_ITEMS and local["failed"] == 0
     records = (tmp_path / "ray" / "predictions.jsonl").read_text().splitlines()
     assert len(records) == SHARED_ITEMS and all(json.loads(r)["error"] is None for r in records)
+
+
+def test_the_install_brings_the_real_ray():
+    import ray
+
+    assert "site-packages" in Path(ray.__file__).parts and hasattr(ray, "remote")
+    assert tuple(int(p) for p in ray.__version__.split(".")[:2]) >= (2, 30)
+    root = Path(__file__).resolve().parents[1]
+    assert '"${PIP[@]}" install -q -e ".[dev,cluster]"' in (root / "scripts/install.sh").read_text()
+    assert 'cluster = ["ray>=2.30,<3"]' in (root / "pyproject.toml").read_text()
