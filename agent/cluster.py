@@ -35,10 +35,21 @@ def connect_ray() -> Any:
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if address and address not in ("auto", "local"):
         check_reachable(address)
+    # Token authentication is recent; older Ray releases have no such error.
+    refused = getattr(ray.exceptions, "AuthenticationError", ())
     try:
         ray.init(include_dashboard=False, log_to_driver=False)
-    except (ConnectionError, TimeoutError, RuntimeError) as error:
-        raise unreachable(address or "a local Ray", error) from None
+    except (refused, ConnectionError, TimeoutError, RuntimeError, ray.exceptions.RayError) as error:
+        if not address or address in ("auto", "local"):
+            raise unreachable(address or "a local Ray", error) from None
+        # Something listens there (checked above): most often a token this machine lacks.
+        raise ConfigError(
+            f"Could not join the Ray cluster at {address} ({_first_line(error)}). If the "
+            "cluster uses token authentication (recent Ray turns it on by default), copy "
+            "~/.ray/auth_token from the head node to this machine (or set RAY_AUTH_TOKEN) and "
+            "set RAY_AUTH_MODE=token; "
+            "check that RAY_ADDRESS is the address `ray start --head` printed."
+        ) from None
     return ray
 
 
@@ -70,8 +81,13 @@ def split_address(address: str) -> tuple[str, int]:
 def unreachable(address: str, error: Exception) -> ConfigError:
     """The one error for a cluster that cannot be joined, with the ways to fix it."""
     return ConfigError(
-        f"Cannot reach the Ray cluster at {address} ({error}). Start it on the head node with "
-        "`ray start --head --port=6379` and set RAY_ADDRESS=<head-ip>:6379 (or "
+        f"Cannot reach the Ray cluster at {address} ({_first_line(error)}). Start it on the "
+        "head node with `ray start --head --port=6379` and set RAY_ADDRESS=<head-ip>:6379 (or "
         "`ray start --address=<head-ip>:6379` on the other nodes), or unset RAY_ADDRESS to run "
         "on a local Ray on this machine."
     )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -83,7 +83,7 @@ def index_with_ray(
     cpus = int(ray.cluster_resources().get("CPU", 1))
     slots = max(1, workers or cpus)
     say(f"[ray] {len(todo)} videos to index, {slots} at a time ({cpus} CPUs in the cluster)")
-    task = ray.remote(num_cpus=1, num_gpus=_gpus(ray, ctx), max_retries=MAX_RETRIES)(index_remote)
+    task = ray.remote(num_cpus=1, num_gpus=_gpus(ray, ctx), max_retries=MAX_RETRIES)(_on_worker)
     yield from _run(ray, task, todo, ctx, library, settings, slots, session_factory)
 
 
@@ -109,6 +109,16 @@ def _run(ray, task, todo, ctx, library, settings, slots, session_factory) -> Ite
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+
+
+def _on_worker(path: str, ctx: Context, session_factory) -> RemoteResult:
+    """The Ray task: `index_remote`, its report naming the Ray node as well as the host."""
+    import ray
+
+    result = index_remote(path, ctx, session_factory)
+    node_id = ray.get_runtime_context().get_node_id()
+    result.worker.node = f"{result.worker.node} (Ray node {node_id[:8]})"
+    return result
 
 
 def _store(path: Path, result: RemoteResult, library: ClipIndex, settings) -> RayIndexed:
