@@ -20,7 +20,7 @@ from agent.provenance import ModelProvenance
 QUIET = lambda text: None  # noqa: E731
 # shared_media items run in the Ray-vs-local comparison (the first ones, positives and
 # negatives; all 37 take minutes on CPU: the full comparison is in docs/cluster.md).
-SHARED_ITEMS = 12
+SHARED_ITEMS = 8
 # good* right, wrong* wrong, unparsed* unreadable, empty* nothing detected, broken* fails.
 ROWS = [
     ("good1.mp4", "happy"),
@@ -122,10 +122,6 @@ def test_ray_actors_give_the_local_results_and_resume(task, tmp_path, ray_cluste
     assert resumed.metrics["model_id"] == "scripted-model-7"  # asked of an actor
     # Nothing left to run: no actor is made and nothing comes back.
     assert list(predict_with_ray([], task, "double", Context(), 2, scripted_factory)) == []
-    again = run_task(
-        task, out, predictor_factory=scripted_factory, workers=2, use_ray=True, progress=QUIET
-    )
-    assert (again.ran, again.cached) == (0, 10) and headline(again) == headline(local)
 
 
 def test_ray_without_the_extra_says_how_to_install_it(task, tmp_path, monkeypatch):
