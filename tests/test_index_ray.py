@@ -4,6 +4,7 @@ interrupted run resumed, and one clear error for a cluster that cannot be reache
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -174,10 +175,12 @@ def test_an_interrupted_run_resumes_with_what_is_missing(tmp_path, videos, local
         first = next(run)
         run.close()  # the driver stops here (Ctrl-C): the other task is cancelled, not written
     assert first.error is None and len(library_rows(home)) == 1
+    copy = tmp_path / "copy.png"  # the same content as videos[0] at another path
+    shutil.copyfile(videos[0], copy)
     with ClipIndex(settings(home)) as library:
-        resumed = list(index_with_ray(videos, settings(home), library, workers=2))
+        resumed = list(index_with_ray([*videos, copy], settings(home), library, workers=2))
     reused = {d.path for d in resumed if d.record.reused}
-    assert reused == {first.path} and len(resumed) == 2
+    assert reused == {first.path, copy} and len(resumed) == 3
     assert library_rows(home) == library_rows(local_home)
     assert row_counts(home) == row_counts(local_home)
 

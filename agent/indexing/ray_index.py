@@ -68,23 +68,38 @@ def index_with_ray(
     say = progress or (lambda text: None)
     settings = driver_settings(ctx)
     todo: list[Path] = []
+    copies: list[Path] = []  # same content as an earlier input of this run: indexed once
+    shas: set[str] = set()
     for path in paths:
-        existing = library.video(path)
+        sha = library.resolve(path)  # None for a path that is not a file: its task says why
+        existing = library.video(sha) if sha is not None else None
         if not force and existing is not None and reuse_reason(existing, settings) is None:
-            library.note_path(path, existing.sha256)
-            yield RayIndexed(
-                path, library.video(existing.sha256).model_copy(update={"reused": True})
-            )
+            yield _reused(library, path, sha)
+        elif sha in shas:
+            copies.append(path)
         else:
             todo.append(path)
-    if not todo:
-        return
-    ray = connect_ray()
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    slots = max(1, workers or cpus)
-    say(f"[ray] {len(todo)} videos to index, {slots} at a time ({cpus} CPUs in the cluster)")
-    task = ray.remote(num_cpus=1, num_gpus=_gpus(ray, ctx), max_retries=MAX_RETRIES)(_on_worker)
-    yield from _run(ray, task, todo, ctx, library, settings, slots, session_factory)
+            shas.add(sha)
+    if todo:
+        ray = connect_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        slots = max(1, workers or cpus)
+        say(f"[ray] {len(todo)} videos to index, {slots} at a time ({cpus} CPUs in the cluster)")
+        gpus = _gpus(ray, ctx)
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=MAX_RETRIES)(_on_worker)
+        yield from _run(ray, task, todo, ctx, library, settings, slots, session_factory)
+    for path in copies:
+        sha = library.resolve(path)
+        record = library.video(sha)
+        if record is not None and record.status == "complete":
+            yield _reused(library, path, sha)
+        else:
+            yield RayIndexed(path, error="same content as another input, which failed")
+
+
+def _reused(library: ClipIndex, path: Path, sha: str) -> RayIndexed:
+    library.note_path(path, sha)
+    return RayIndexed(path, library.video(sha).model_copy(update={"reused": True}))
 
 
 def _run(ray, task, todo, ctx, library, settings, slots, session_factory) -> Iterator[RayIndexed]:
