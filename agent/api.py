@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import Context
-from agent.deps import AgentDeps
-from agent.graph import build_graph, open_checkpointer, threads_path
+from agent.loop.deps import AgentDeps
+from agent.loop.graph import build_graph, open_checkpointer, threads_path
 from agent.state import Answer, VideoInfo
 
 log = logging.getLogger(__name__)

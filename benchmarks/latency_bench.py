@@ -9,8 +9,9 @@ app.py` on a free loopback port, asked through gradio_client against 127.0.0.1 o
 stopped). Peak RSS of a CLI call is the child's own `ru_maxrss` (from `os.wait4`); for the web
 app, psutil polls the server process tree.
 
-Run: `.venv/bin/python benchmarks/latency_bench.py [--media ../shared/media] [--repeat 3]`.
-Each figure is the median over `--repeat` runs.
+Run from the repository root, as a module (it shares the web-app readiness wait with the
+tests, `tests/readiness.py`): `.venv/bin/python -m benchmarks.latency_bench [--media
+../shared/media] [--repeat 3]`. Each figure is the median over `--repeat` runs.
 """
 
 import argparse
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.web.readiness import wait_until_serving
+from tests.readiness import wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIDEO = "gesture_thumb_up_mediapipe_samples_test_video.mp4"

@@ -23,11 +23,11 @@ from pathlib import Path
 import yaml
 from devset import load_devset  # benchmarks/ is the script's folder
 
-from agent.capabilities import capability
 from agent.context import Context
 from agent.knowledge import load_knowledge_base
 from agent.perception import Perceiver
 from agent.perception.calibration import Outcome, fit_points, map_score, reliability, rule_key
+from agent.perception.capabilities import capability
 from agent.perception.runner import perceive_path
 
 CALIBRATION = Path(__file__).resolve().parents[1] / "agent" / "perception" / "calibration.yaml"

@@ -16,7 +16,7 @@ class FakeMatch:
 
 @dataclass(frozen=True)
 class FakePerception:
-    """A landmark rule that needs no learned model (so `agent.capabilities` says "rule")."""
+    """A landmark rule that needs no learned model (`agent.perception.capabilities`: "rule")."""
 
     detector: str = "fake_rule"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.answering import lower_name
 from agent.api import AgentService
-from agent.capabilities import capabilities
 from agent.context import Context
+from agent.loop.answering import lower_name
+from agent.perception.capabilities import capabilities
 from agent.timefmt import format_span
 
 pytestmark = pytest.mark.slow

@@ -56,7 +56,7 @@ def video(tmp_path_factory) -> Path:
 @pytest.fixture
 def service(home: Path, monkeypatch):
     # The double's detections are checked as their rules, whatever calibration switches off.
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: {})
     made = AgentService(Context.from_env(), session_factory=SeenSession, perceiver=object())
     yield made
     made.close()

@@ -12,10 +12,10 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.runtime import Runtime
 
-from agent import nodes
 from agent.context import Context
-from agent.graph import build_graph, open_checkpointer
-from agent.nodes import AgentDeps
+from agent.loop import nodes
+from agent.loop.graph import build_graph, open_checkpointer
+from agent.loop.nodes import AgentDeps
 from agent.planning import Plan
 from agent.state import Answer, Detection, Evidence
 from agent.vlm.parsing import parse_answer
@@ -26,7 +26,7 @@ from tests.agent_doubles import FakeIndex, FakeKB, FakeVLM
 def no_switched_off_classes(monkeypatch):
     """These tests drive the loop with fake detections of any class; the shipped calibration
     (which switches some landmark rules off) is tested on real media elsewhere."""
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: {})
 
 
 SHA = "f" * 64

@@ -18,7 +18,7 @@ SWITCH = "switch to a backend that can: set BEHAVIOR_AGENT_BACKEND=videollama3"
 @pytest.fixture(autouse=True)
 def no_calibration(monkeypatch):
     """The doubles' classes are checked as rules, whatever the shipped calibration switches off."""
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: {})
 
 
 def ask(question: str, deps) -> tuple[Answer, dict]:
@@ -100,7 +100,7 @@ def test_mixed_question_declares_the_uncheckable_part_first_and_answers_the_rest
 
 def test_class_switched_off_by_calibration_is_declared_with_the_reason(monkeypatch):
     off = {"classes": {"wave": {"enabled": False, "reason": "measured precision 0.12 (n=40)"}}}
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: off)
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: off)
     reply, _ = ask("When does she wave?", deps_for([det("wave", "gesture", 1.0, 2.0)]))
     assert reply.answer.startswith("The offline backend cannot recognise wave; " + SWITCH)
     assert "Why: measured precision 0.12 (n=40)." in reply.answer and reply.evidence == []

@@ -121,7 +121,7 @@ def _event(label, kind, start_s, end_s, confidence=0.7):
 
 
 def test_perception_decides_negatives_by_the_events_rule(task, monkeypatch):
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: {})
     predictor = PerceptionPredictor(Context(), perceiver=object())
     seen = [_event("sad", "emotion", 5.0, 6.0), _event("happy", "emotion", 0.0, 1.0)]
     monkeypatch.setattr(predictor, "events", lambda path, fps=25.0: seen)
@@ -137,7 +137,7 @@ def test_perception_decides_negatives_by_the_events_rule(task, monkeypatch):
     hug = predictor.predict(task, by_media["f.mp4"])  # no offline rule observes hugging
     assert (hug.value, hug.outcome) == (None, "uncheckable")
     off = {"classes": {"fear": {"enabled": False, "reason": "precision 0.1 on the dev media"}}}
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: off)
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: off)
     switched = predictor.predict(task, by_media["e.mp4"])
     assert switched.outcome == "uncheckable" and "precision 0.1" in switched.details["why"]
 

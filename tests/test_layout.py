@@ -1,4 +1,5 @@
-"""The package's shape: no module in agent/ past 500 lines, and no import circle.
+"""The package's shape: no module in agent/ past 500 lines, no import circle between modules or
+between packages, and the agent's parts in their packages.
 
 Imports are read with `ast`, not by importing, so the check costs nothing and sees imports
 inside functions too: a deferred import that closes a circle is still a circle, it only fails
@@ -87,6 +88,36 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Imports between the parts of each package: `agent.report.build -> agent.charts` is the
+    edge `agent.report -> agent.charts` among agent's parts.
+
+    A part is a direct child (module or subpackage) of a package; an import between two modules
+    under different parts of the same package is an edge between those parts. A package's own
+    `__init__` belongs to no part, so a face that re-exports its modules is no circle.
+    """
+    parts: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            source_parts, target_parts = source.split("."), target.split(".")
+            shared = 0
+            while (
+                shared < min(len(source_parts), len(target_parts)) - 1
+                and source_parts[shared] == target_parts[shared]
+            ):
+                shared += 1
+            if shared == 0 or len(source_parts) == shared or len(target_parts) == shared:
+                continue  # outside agent, or one of them is the package itself
+            if source_parts[shared] == target_parts[shared]:
+                continue  # the same part
+            package = ".".join(source_parts[:shared])
+            source_part = f"{package}.{source_parts[shared]}"
+            target_part = f"{package}.{target_parts[shared]}"
+            parts.setdefault(source_part, set()).add(target_part)
+            parts.setdefault(target_part, set())
+    return parts
+
+
 def test_no_module_in_agent_is_longer_than_the_limit():
     lengths = {
         name: len(path.read_text(encoding="utf-8").splitlines())
@@ -104,6 +135,69 @@ def test_agent_has_no_import_circle():
     assert "agent.index.store" in reachable(graph, "agent.index")
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_no_two_packages_import_each_other():
+    # e.g. charts.py beside report/: report.build drew charts, charts read report.model.
+    parts = package_graph(import_graph())
+    assert "agent.index" in parts["agent.indexing"]  # the walk sees edges between packages
+    cycle = find_cycle(parts)
+    assert cycle is None, "import circle between packages: " + " -> ".join(cycle or [])
+
+
+def test_the_package_graph_joins_modules_into_their_parts():
+    graph = {
+        "agent.report.build": {"agent.charts", "agent.report.model"},
+        "agent.charts": {"agent.report.model"},
+        "agent.report.model": set(),
+        "agent.report": {"agent.report.build"},
+    }
+    parts = package_graph(graph)
+    assert parts["agent.report"] == {"agent.charts"}
+    assert parts["agent.charts"] == {"agent.report"}
+    assert parts["agent.report.build"] == {"agent.report.model"}
+    assert find_cycle(parts) == ["agent.charts", "agent.report", "agent.charts"]
+    # The same modules with charts inside report/: no circle between packages.
+    inside = {
+        "agent.report.build": {"agent.report.charts", "agent.report.model"},
+        "agent.report.charts": {"agent.report.model"},
+        "agent.report.model": set(),
+    }
+    assert find_cycle(package_graph(inside)) is None
+
+
+# The modules agent/ holds at its top level: shared records and settings, the video layer and
+# the public API. Everything else lives in a package (the agent loop in loop/, charts in
+# report/, capabilities in perception/, the embedders in embed/).
+TOP_LEVEL = {
+    "agent.api",
+    "agent.context",
+    "agent.errors",
+    "agent.events",
+    "agent.provenance",
+    "agent.quiet",
+    "agent.resources",
+    "agent.state",
+    "agent.timefmt",
+    "agent.video",
+}
+
+
+def test_agent_top_level_holds_only_shared_modules_and_packages():
+    modules = agent_modules()
+    loose = {
+        name
+        for name, path in modules.items()
+        if name.count(".") == 1 and path.name != "__init__.py"
+    }
+    assert loose == TOP_LEVEL, f"put these in a package: {sorted(loose - TOP_LEVEL)}"
+    for name in ("graph", "nodes", "deps", "retrieval", "inspection", "onset", "composing"):
+        assert f"agent.loop.{name}" in modules
+    for name in ("answering", "checkable"):
+        assert f"agent.loop.{name}" in modules
+    assert {"agent.report.charts", "agent.perception.capabilities"} <= set(modules)
+    assert {"agent.embed.embedders", "agent.embed.text_encoder"} <= set(modules)
+    assert not any(name.startswith("agent.web.readiness") for name in modules)  # a test helper
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,9 @@ except SystemExit as stop:
 found = [name for name in watched if name in sys.modules]
 print("IMPORTS " + json.dumps({"code": code, "imported": found}), file=sys.stderr)
 """
-WATCHED = [*HEAVY, "agent.perception"]
+# The perception code itself; the package face and `agent.perception.capabilities` (files only)
+# may load on the answer path.
+WATCHED = [*HEAVY, "agent.perception.landmarks", "agent.perception.runner"]
 LOAD_LINE = f"[embed] loading text embedder {DEFAULT_TEXT_MODEL} (first use in this process)"
 
 
@@ -80,7 +82,7 @@ def library(tmp_path_factory) -> tuple[Path, Path, dict]:
 def test_the_probe_sees_what_real_indexing_imports(library):
     # Indexing a new video perceives it: mediapipe must show up, or the probe sees nothing.
     _, _, first = library
-    assert "mediapipe" in first["imported"] and "agent.perception" in first["imported"]
+    assert "mediapipe" in first["imported"] and "agent.perception.runner" in first["imported"]
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ def _uncheckable_ids(session: PerceptionSession, kb) -> set[str]:
 
 
 def test_without_learned_models_their_classes_are_not_checkable(tmp_path):
-    from agent.capabilities import calibration
+    from agent.perception.capabilities import calibration
     from agent.perception.detectors import FALLBACK, REQUIRES
 
     kb = load_knowledge_base()

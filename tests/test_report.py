@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.charts import overlap_lanes
 from agent.context import Context
 from agent.index import ClipRecord
 from agent.report import assemble_report, write_report
+from agent.report.charts import overlap_lanes
 from agent.report.events import label_totals, notable_moments, report_events
 from agent.report.frames import KEY_FRAME_SIDE
 from agent.report.model import ReportData

@@ -22,7 +22,7 @@ def kb():
 @pytest.fixture
 def report(tmp_path, kb, monkeypatch):
     off = {"classes": {"wave": {"enabled": False, "reason": "measured precision 0.10 (n=30)"}}}
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: off)
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: off)
     video = write_video(tmp_path / "clip.mp4", [4.0])
     ctx = Context(home=tmp_path / "home")
     clips = [Clip(clip_id=0, start_s=0.0, end_s=4.0)]
@@ -65,7 +65,7 @@ def test_every_format_shows_the_section(report, tmp_path):
 
 
 def test_with_a_vlm_the_reason_says_only_its_descriptions_can_report_it(kb, monkeypatch):
-    monkeypatch.setattr("agent.capabilities.calibration", lambda: {})
+    monkeypatch.setattr("agent.perception.capabilities.calibration", lambda: {})
     unchecked = {u.id: u for u in not_checkable(kb, Context(), vlm=object())}
     assert unchecked["hug"].reason.endswith(
         "; only the vision-language model's clip descriptions can report it"

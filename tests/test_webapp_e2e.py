@@ -20,8 +20,8 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from agent.web.readiness import wait_until_serving
 from tests.browser import CHROMIUM_FLAGS, chromium_path
+from tests.readiness import wait_until_serving
 
 pytestmark = pytest.mark.slow
 

@@ -208,8 +208,8 @@ class PerceptionPredictor:
     def _check_absent(self, task: Task, item: Item) -> Prediction:
         """A negative item: `absent` unless the decision rule, restricted to the item's class,
         finds that class in the span (a false claim); a class the offline backend cannot check
-        (`agent.capabilities`) is `uncheckable`, never guessed either way."""
-        from agent.capabilities import capability
+        (`agent.perception.capabilities`) is `uncheckable`, never guessed either way."""
+        from agent.perception.capabilities import capability
 
         class_id = task.gold(item)
         can = capability(self.kb.get(class_id), self.ctx)

@@ -94,6 +94,8 @@ class ClipIndex(ClipSearch):
                 ),
             )
             self._update_spaces(conn, current, payload.vectors, old_ids, new_ids)
+            # The stretch checkpoints served their purpose: the video is complete.
+            conn.execute("DELETE FROM stretches WHERE sha256=?", (info.sha256,))
         self._drop_old_files()
         return self.video(info.sha256)
 
@@ -111,6 +113,7 @@ class ClipIndex(ClipSearch):
             conn.execute("DELETE FROM videos WHERE sha256=?", (sha,))
             conn.execute("DELETE FROM paths WHERE sha256=?", (sha,))
             conn.execute("DELETE FROM caption_cache WHERE sha256=?", (sha,))
+            conn.execute("DELETE FROM stretches WHERE sha256=?", (sha,))
             self._update_spaces(conn, current, {}, old_ids, [])
         self._drop_old_files()
         log.info("removed video %s from the library", sha[:12])

@@ -29,6 +29,7 @@ PERCEPTION_SETTINGS = (
     "object_fps",
     "min_object_score",
     "calibrate_confidence",
+    "stretch_s",
 )
 VLM_SETTINGS = (
     "model_id",

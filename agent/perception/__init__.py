@@ -4,12 +4,12 @@ Public API: `Perceiver` (mediapipe, heavy: make one and inject it), `PerceptionS
 (`add(batch)` as `segment(..., on_frames=session.add)`, then `finish()`), `perceive_video`,
 `perceive_image` (one-call helpers over `agent.perception.runner`, the one perception runner),
 `draw_overlay`, `render_overlay`.
+
+The names below are imported on first use, so that `agent.perception.capabilities` (files
+only) can be read on the answer path without loading OpenCV, decord or mediapipe.
 """
 
-from agent.perception.landmarks import FrameLandmarks, Perceiver, Person
-from agent.perception.overlay import draw_overlay, render_overlay
-from agent.perception.runner import perceive_image, perceive_video
-from agent.perception.session import PerceptionSession
+from typing import Any
 
 __all__ = [
     "FrameLandmarks",
@@ -21,3 +21,17 @@ __all__ = [
     "perceive_image",
     "perceive_video",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FrameLandmarks", "Perceiver", "Person"):
+        from agent.perception import landmarks as module
+    elif name in ("draw_overlay", "render_overlay"):
+        from agent.perception import overlay as module
+    elif name in ("perceive_image", "perceive_video"):
+        from agent.perception import runner as module
+    elif name == "PerceptionSession":
+        from agent.perception import session as module
+    else:
+        raise AttributeError(f"module 'agent.perception' has no attribute '{name}'")
+    return getattr(module, name)

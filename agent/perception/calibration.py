@@ -1,9 +1,9 @@
 """Calibrated confidence: a rule's raw score → how often such detections were right.
 
 `calibration.yaml` beside this module holds, per rule (the detector a class runs, see
-`agent.capabilities`), points (raw score, measured precision) fitted on labelled development
-footage by `benchmarks/reliability_table.py --fit`, and per-class switches for classes whose
-measured precision was too poor to ship. A detection's confidence is the precision
+`agent.perception.capabilities`), points (raw score, measured precision) fitted on labelled
+development footage by `benchmarks/reliability_table.py --fit`, and per-class switches for
+classes whose measured precision was too poor to ship. A detection's confidence is the precision
 interpolated at its raw score: a confidence of 0.8 means about 80% of such detections were
 right. A rule without fitted points gets a cautious default (its raw score halved), so an
 unmeasured rule never reports high confidence.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.capabilities import calibration as calibration_data
+from agent.perception.capabilities import calibration as calibration_data
 
 # Raw score → confidence for rules never measured on labelled footage.
 _UNMEASURED_SCALE = 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.capabilities import FALLBACK, REQUIRES
+from agent.perception.capabilities import FALLBACK, REQUIRES
 from agent.perception.rules import action, emotion, gesture
 from agent.perception.rules.common import Scored, Track
 

@@ -12,9 +12,9 @@ import time
 import cv2
 import numpy as np
 
-from agent.capabilities import capability
 from agent.context import Context
 from agent.perception.calibration import calibrated, rule_key
+from agent.perception.capabilities import capability
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.face import au_intensities, neutral_baseline
 from agent.perception.features import FrameFeatures, frame_features, motion_energy

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.charts import label_colors, timeline_png, totals_png
 from agent.context import Context
 from agent.events import spans_overlap
+from agent.report.charts import label_colors, timeline_png, totals_png
 from agent.report.events import label_totals, notable_moments, report_events, timelines
 from agent.report.explanations import (
     class_name,

@@ -13,12 +13,12 @@ log = logging.getLogger(__name__)
 
 
 def not_checkable(kb: Any, ctx: Context, vlm: Any = None) -> list[UncheckedClass]:
-    """Every class the offline perception rules cannot check (`agent.capabilities`), by kind.
+    """Every class the offline rules cannot check (`agent.perception.capabilities`), by kind.
 
     With a VLM loaded, such a class can still appear in the report, but only where the model's
     clip descriptions name it; the reason says so.
     """
-    from agent.capabilities import capability, installed_tasks
+    from agent.perception.capabilities import capability, installed_tasks
 
     if kb is None or not hasattr(kb, "ids"):
         return []

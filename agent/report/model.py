@@ -135,8 +135,8 @@ class UncheckedClass(Record):
     id: str
     kind: str
     name: str
-    # agent.capabilities status: `none` (no rule, or its learned model is not installed) or
-    # `off` (switched off by calibration).
+    # agent.perception.capabilities status: `none` (no rule, or its learned model is not
+    # installed) or `off` (switched off by calibration).
     status: str
     reason: str
 

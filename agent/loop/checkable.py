@@ -1,15 +1,16 @@
 """Which of the behaviors a question asks about the active backend can check, and why not.
 
-The offline perception backend checks a class only where `agent.capabilities` says it can (a
-rule, its learned model installed, not switched off by calibration); a phrase that matches no
-knowledge-base class well is not checkable by any rule. A VLM looks at the clips itself, so with
-one loaded every asked behavior is checkable. Only files are read (no perception import).
+The offline perception backend checks a class only where `agent.perception.capabilities` says
+it can (a rule, its learned model installed, not switched off by calibration); a phrase that
+matches no knowledge-base class well is not checkable by any rule. A VLM looks at the clips
+itself, so with one loaded every asked behavior is checkable. Only files are read (no
+perception model or library loads).
 """
 
 from typing import Any
 
-from agent.capabilities import capability
 from agent.context import Context
+from agent.perception.capabilities import capability
 from agent.planning import Plan
 from agent.state import AskedClass
 

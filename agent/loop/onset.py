@@ -4,8 +4,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.deps import AgentDeps, emit_progress
 from agent.events import label_key
+from agent.loop.deps import AgentDeps, emit_progress
 from agent.planning import Plan
 from agent.state import AgentState, VideoInfo
 

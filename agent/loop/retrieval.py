@@ -3,8 +3,8 @@ of the person the question singles out, and plain dicts of records and search hi
 
 from typing import Any
 
-from agent import answering as say
 from agent.events import label_key, spans_overlap
+from agent.loop import answering as say
 from agent.planning import Plan
 
 

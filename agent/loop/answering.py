@@ -8,8 +8,8 @@ text never supplies a time, and what a model wrote is quoted only without the ti
 import re
 from typing import Any
 
-from agent.capabilities import capabilities
 from agent.events import Event, clamp_time
+from agent.perception.capabilities import capabilities
 from agent.planning import Plan
 from agent.state import AskedClass, Evidence
 from agent.timefmt import format_clock, format_span

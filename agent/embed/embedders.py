@@ -19,8 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from agent import text_encoder
 from agent.context import Context
+from agent.embed import text_encoder
 from agent.errors import ConfigError
 
 # Heavy loads are announced here; the CLI prints this logger's records as progress lines.
@@ -89,7 +89,7 @@ class SentenceEmbedder:
     """A sentence model, loaded now; thread-safe, batched, normalised float32.
 
     BERT models with mean pooling (the default MiniLM) run on the NumPy encoder of
-    `agent.text_encoder` on CPU, which loads in a fraction of a second; any other model runs
+    `agent.embed.text_encoder` on CPU, which loads in a fraction of a second; any other model runs
     through sentence-transformers on `device` (`auto` = CUDA when available).
     """
 

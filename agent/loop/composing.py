@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent import answering as say
 from agent.context import Context
 from agent.events import Event, label_key, merge_detections, spans_overlap
+from agent.loop import answering as say
 from agent.planning import Plan
 from agent.provenance import vlm_label
 from agent.state import AgentState, AskedClass, Detection, Evidence

@@ -13,8 +13,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agent.context import Context
-from agent.deps import AgentDeps
-from agent.nodes import answer, inspect, plan, retrieve, route_plan, route_verify, verify
+from agent.loop.deps import AgentDeps
+from agent.loop.nodes import answer, inspect, plan, retrieve, route_plan, route_verify, verify
 from agent.state import AgentState
 
 THREADS_FILE = "threads.sqlite"

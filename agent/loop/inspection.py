@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import answering as say
-from agent.deps import AgentDeps
+from agent.loop import answering as say
+from agent.loop.deps import AgentDeps
+from agent.loop.retrieval import as_dict, overlaps
 from agent.planning import Plan
-from agent.retrieval import as_dict, overlaps
 from agent.state import AgentState, VideoInfo
 
 log = logging.getLogger(__name__)

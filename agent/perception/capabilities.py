@@ -5,7 +5,7 @@ rule reads is installed (or the rule has a landmark fallback), and its calibrati
 switched it off for poor measured precision. Answers use this to say "cannot recognise X"
 instead of guessing, and reports list the classes that were not checkable. Only files are
 read here (the knowledge base, models.yaml, provenance.json, calibration.yaml), so an answer
-on an indexed video still imports no perception code.
+on an indexed video loads no perception model or library (`agent.perception` imports lazily).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import yaml
 from agent.context import Context
 from agent.provenance import installed_model_records
 
-_PERCEPTION = Path(__file__).resolve().parent / "perception"
 # The learned model (models.yaml `task`) each detector reads; without it the class is not
 # checkable, unless the detector has a landmark fallback.
 REQUIRES: dict[str, str] = {"expression_model": "expression", "object_interaction": "objects"}
@@ -59,7 +58,7 @@ def installed_tasks(ctx: Context) -> set[str]:
 @cache
 def calibration() -> dict:
     """Per-class calibration (`perception/calibration.yaml`): reliability maps and switches."""
-    path = _PERCEPTION / "calibration.yaml"
+    path = Path(__file__).with_name("calibration.yaml")
     if not path.is_file():
         return {}
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -1,8 +1,9 @@
 """The agent's nodes (plan, retrieve, inspect, verify, answer) and its routers (route_*).
 
 Nodes read the plain-data state and return updates; heavy resources come from the runtime
-context (`AgentDeps`, agent.deps); their helpers are in agent.retrieval, agent.inspection
-and agent.onset. Progress and VLM tokens go to LangGraph's custom stream as dicts:
+context (`AgentDeps`, agent.loop.deps); their helpers are in agent.loop.retrieval,
+agent.loop.inspection and agent.loop.onset. Progress and VLM tokens go to LangGraph's custom
+stream as dicts:
 `{"type": "progress", "stage", "message", "done", "total"}` and `{"type": "token", "text"}`.
 """
 
@@ -12,16 +13,23 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent import answering as say
-from agent.checkable import asked_classes
-from agent.composing import compose, past_end, state_events, target_names
-from agent.deps import AgentDeps, emit_progress
 from agent.events import label_key
-from agent.inspection import ask_vlm, clips_to_inspect, labels_in
-from agent.onset import refine_onset
+from agent.loop import answering as say
+from agent.loop.checkable import asked_classes
+from agent.loop.composing import compose, past_end, state_events, target_names
+from agent.loop.deps import AgentDeps, emit_progress
+from agent.loop.inspection import ask_vlm, clips_to_inspect, labels_in
+from agent.loop.onset import refine_onset
+from agent.loop.retrieval import (
+    anchor_window,
+    as_dict,
+    hit_dict,
+    only_subject,
+    overlaps,
+    wanted_labels,
+)
 from agent.planning import Plan, plan_question, plan_schema_json, refine_plan
 from agent.provenance import model_provenance
-from agent.retrieval import anchor_window, as_dict, hit_dict, only_subject, overlaps, wanted_labels
 from agent.state import AgentState, Answer, AskedClass, VideoInfo
 from agent.vlm.parsing import says_present
 
