@@ -1,6 +1,7 @@
-"""`index --ray` on the session's real local Ray cluster: the same library as a local run, the
-models loaded on the workers only, a killed worker's task retried and written once, an
-interrupted run resumed, and one clear error for a cluster that cannot be reached."""
+"""`index --ray` on the session's real local Ray cluster: the same library as a local run (a
+long video's stretches as tasks of their own), the models loaded on the workers only, a killed
+worker's task retried and written once, an interrupted run resumed inside a video, and one
+clear error for a cluster that cannot be reached."""
 
 import json
 import os
@@ -20,10 +21,22 @@ from agent.context import Context
 from agent.errors import ConfigError
 from agent.index import ClipIndex
 from agent.indexing.ray_index import index_with_ray
+from tests.synthetic import write_video
 
-# Two short ones (a still counts as a video here), to keep the Ray tests quick.
-VIDEOS = ("gesture_like_hagrid_gestures_png_crop.png", "emotion_happy_cremad_1001_DFA_HAP_XX.mp4")
-ENV = {"BEHAVIOR_AGENT_CLIP_LENGTH_S": "2", "BEHAVIOR_AGENT_SAMPLE_FPS": "2"}
+# Short ones, to keep the Ray tests quick: a still, a 1.9 s clip, and the 7.8 s thumbs-up
+# video, which 2 s stretches make a "long" one of 4 stretches.
+VIDEOS = (
+    "gesture_like_hagrid_gestures_png_crop.png",
+    "emotion_happy_cremad_1001_DFA_HAP_XX.mp4",
+    "gesture_thumb_up_mediapipe_samples_test_video.mp4",
+)
+LONG = 2  # VIDEOS[LONG] is indexed in STRETCHES stretches
+STRETCHES = 4
+ENV = {
+    "BEHAVIOR_AGENT_CLIP_LENGTH_S": "2",
+    "BEHAVIOR_AGENT_SAMPLE_FPS": "2",
+    "BEHAVIOR_AGENT_STRETCH_S": "2",
+}
 QUERIES = ("thumbs up", "a smiling happy face", "a raised hand")
 # Modules that only loading a model imports: the driver of a --ray run must not hold them.
 MODEL_MODULES = (
@@ -60,7 +73,7 @@ def cli(home: Path, *args: str):
 
 
 def settings(home: Path) -> Context:
-    return Context(home=home, clip_length_s=2.0, sample_fps=2.0)
+    return Context(home=home, clip_length_s=2.0, sample_fps=2.0, stretch_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +138,12 @@ def test_a_library_indexed_on_ray_is_the_local_one(tmp_path, videos, local_home,
     assert driver["modules"] == [] and driver["embedder"] is False
     workers = [item["worker"] for item in summary["indexed"]]
     assert all(w["setups"] == 1 and w["learned_loads"] == 1 for w in workers)
+    # The long video's stretches ran as tasks of their own; the short ones as one task each.
+    tasks = {Path(item["video"]).name: item.get("stretch_tasks", 0) for item in summary["indexed"]}
+    assert tasks == {VIDEOS[0]: 0, VIDEOS[1]: 0, VIDEOS[LONG]: STRETCHES}
     # A second run skips both videos, and starts no task.
     again = json.loads(cli(tmp_path, "index", "--ray", "--json", *map(str, videos)).stdout)
-    assert [item["reused"] for item in again["indexed"]] == [True, True]
+    assert [item["reused"] for item in again["indexed"]] == [True] * len(VIDEOS)
     assert all("worker" not in item for item in again["indexed"])
 
 
@@ -161,33 +177,50 @@ def test_a_killed_worker_is_retried_and_its_video_written_once(
                 videos, settings(home), library, workers=2, session_factory=KillFirstAttempt(marker)
             )
         )
-    assert [d.error for d in done] == [None, None]
+    assert [d.error for d in done] == [None] * len(VIDEOS)
     killed = int(marker.read_text())
     assert killed not in {d.worker.pid for d in done}  # the retry ran in another process
     assert library_rows(home) == library_rows(local_home)
     assert row_counts(home) == row_counts(local_home)  # nothing lost, nothing written twice
 
 
-def test_an_interrupted_run_resumes_with_what_is_missing(tmp_path, videos, local_home, ray_cluster):
+class StopAfterStretches:
+    """A progress callback that interrupts the driver (as Ctrl-C does) once `count` stretches
+    have been checkpointed."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.seen = count, 0
+
+    def __call__(self, text: str) -> None:
+        if "stretch" in text and text.rstrip().endswith(")") and " done " in text:
+            self.seen += 1
+            if self.seen == self.count:
+                raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_inside_a_long_video(tmp_path, videos, local_home, ray_cluster):
     home = tmp_path / "home"
+    with ClipIndex(settings(home)) as library, pytest.raises(KeyboardInterrupt):
+        for _ in index_with_ray(videos, settings(home), library, progress=StopAfterStretches(2)):
+            pass
     with ClipIndex(settings(home)) as library:
-        run = index_with_ray(videos, settings(home), library, workers=2)
-        first = next(run)
-        run.close()  # the driver stops here (Ctrl-C): the other task is cancelled, not written
-    assert first.error is None and len(library_rows(home)) == 1
+        record = library.video(videos[LONG])
+        assert record.status == "indexing"
+        assert library.stretch_progress(record.sha256)[0] == 2  # checkpointed, not lost
     copy = tmp_path / "copy.png"  # the same content as videos[0] at another path
     shutil.copyfile(videos[0], copy)
     with ClipIndex(settings(home)) as library:
         resumed = list(index_with_ray([*videos, copy], settings(home), library, workers=2))
-    reused = {d.path for d in resumed if d.record.reused}
-    assert reused == {first.path, copy} and len(resumed) == 3
+    assert [d.error for d in resumed] == [None] * (len(VIDEOS) + 1)
+    outcome = {d.path: d for d in resumed}
+    assert outcome[copy].record.reused
+    assert outcome[videos[LONG]].stretch_tasks == STRETCHES - 2  # only the missing stretches
     assert library_rows(home) == library_rows(local_home)
     assert row_counts(home) == row_counts(local_home)
 
 
 def test_an_unreachable_cluster_is_one_clear_error(tmp_path):
-    video = tmp_path / "a.mp4"
-    video.write_bytes(b"not decoded by the driver")
+    video = write_video(tmp_path / "a.mp4", [1.0])
     env = {
         **os.environ,
         "BEHAVIOR_AGENT_HOME": str(tmp_path / "home"),

@@ -138,6 +138,8 @@ def _index_on_ray(paths: list[Path], ctx: Context, workers, force: bool, as_json
             summary = _summary(done.record, wall_s)
             if done.worker is not None:
                 summary["worker"] = asdict(done.worker)
+            if done.stretch_tasks:
+                summary["stretch_tasks"] = done.stretch_tasks
             results.append(summary)
             if not as_json:
                 typer.echo(_summary_line(done.path, done.record, wall_s))

@@ -1,9 +1,11 @@
-"""One video indexed on a cluster worker: `index_video` run against a payload collector instead
-of the library, with the models loaded once per worker process.
+"""Indexing work on a cluster worker: one stretch of a long video perceived
+(`perceive_remote`), or one video indexed (`index_remote`: `index_video` run against a payload
+collector instead of the library), with the models loaded once per worker process.
 
-The worker never opens the library (it may live on another node): it returns the
-`VideoPayload` that `ClipIndex.put_video` stores, and the driver writes it in the same one
-transaction as a local run. Nothing here imports Ray, so it runs (and is tested) anywhere.
+The worker never opens the library (it may live on another node): it returns a stretch's
+result, which the driver checkpoints, or the `VideoPayload` that `ClipIndex.put_video`
+stores, which the driver writes in the same one transaction as a local run. Nothing here
+imports Ray, so it runs (and is tested) anywhere.
 """
 
 import json
@@ -48,9 +50,12 @@ class PayloadCollector:
     captions only for the length of the task.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stretches: dict[int, str] | None = None) -> None:
         self.payload: VideoPayload | None = None
         self._captions: dict[tuple, tuple[str, Any]] = {}
+        # Stretch results (JSON by number) perceived by other tasks: `index_video` resumes
+        # after them as after its own checkpoints, so with all of them it only merges.
+        self._stretches = dict(stretches or {})
 
     def video(self, path_or_sha) -> VideoRecord | None:
         return None
@@ -66,6 +71,12 @@ class PayloadCollector:
 
     def store_caption(self, sha, key, start_s, end_s, caption: str, data: Any) -> None:
         self._captions[(sha, key, start_s, end_s)] = (caption, data)
+
+    def finished_stretches(self, sha: str, plan_key: str) -> dict[int, str]:
+        return dict(self._stretches)
+
+    def store_stretch(self, sha, plan_key, idx, start_s, end_s, result: str) -> None:
+        self._stretches[idx] = result
 
     def put_video(self, payload: VideoPayload) -> VideoRecord:
         self.payload = payload
@@ -115,11 +126,16 @@ def resources(ctx: Context) -> _Resources:
     return _RESOURCES[key]
 
 
-def index_remote(path: str, ctx: Context, session_factory=None) -> RemoteResult:
-    """Index one video into a payload on this worker; a user-facing error comes back as text."""
+def index_remote(
+    path: str, ctx: Context, session_factory=None, stretches: dict[int, str] | None = None
+) -> RemoteResult:
+    """Index one video into a payload on this worker; a user-facing error comes back as text.
+
+    `stretches`: results of stretches perceived by other tasks (all of them: then this task
+    merges, describes and embeds only)."""
     _TASKS["count"] += 1
     held = resources(ctx)
-    collector = PayloadCollector()
+    collector = PayloadCollector(stretches)
     error = None
     try:
         index_video(
@@ -136,6 +152,47 @@ def index_remote(path: str, ctx: Context, session_factory=None) -> RemoteResult:
     except BehaviorAgentError as failure:
         error = f"{failure} (on worker node {socket.gethostname()})"
     return RemoteResult(str(path), collector.payload, error, worker_report())
+
+
+@dataclass
+class StretchDone:
+    """What a worker sends back for one stretch: its result (JSON), or the error."""
+
+    index: int
+    result: str | None
+    error: str | None
+    worker: WorkerReport
+
+
+def perceive_remote(
+    path: str,
+    span: tuple[float, float],
+    index: int,
+    duration_s: float,
+    ctx: Context,
+    session_factory=None,
+) -> StretchDone:
+    """Perceive one stretch of a long video on this worker (`perceive_stretch`, with this
+    process's perceiver and knowledge base)."""
+    from agent.indexing.stretches import perceive_stretch
+
+    _TASKS["count"] += 1
+    held = resources(ctx)
+    try:
+        result = perceive_stretch(
+            path,
+            *span,
+            ctx,
+            index=index,
+            duration_s=duration_s,
+            perceiver=held.perceiver,
+            kb=held.kb,
+            session_factory=session_factory,
+        )
+    except BehaviorAgentError as failure:
+        error = f"{failure} (on worker node {socket.gethostname()})"
+        return StretchDone(index, None, error, worker_report())
+    return StretchDone(index, result.model_dump_json(), None, worker_report())
 
 
 def worker_report() -> WorkerReport:
