@@ -1,7 +1,7 @@
 """Joining a Ray cluster for `--ray` runs: the `cluster` extra's import, and one clear error.
 
 RAY_ADDRESS (Ray's own variable) names a running cluster (`host:port`, `ray://host:port` or
-`auto`); without it a local Ray starts on this machine. An address is checked with a short
+`auto`); without it a new local Ray starts on this machine. An address is checked with a short
 TCP connect first, because `ray.init` waits minutes on an address where nothing listens.
 """
 
@@ -35,13 +35,21 @@ def connect_ray() -> Any:
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if address and address not in ("auto", "local"):
         check_reachable(address)
+    # Without RAY_ADDRESS, a new local Ray: a bare `ray.init()` would first try the last
+    # cluster started on this machine (/tmp/ray/ray_current_cluster), even a dead one.
+    where = {} if address else {"address": "local"}
     # Token authentication is recent; older Ray releases have no such error.
     refused = getattr(ray.exceptions, "AuthenticationError", ())
     try:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False, **where)
     except (refused, ConnectionError, TimeoutError, RuntimeError, ray.exceptions.RayError) as error:
-        if not address or address in ("auto", "local"):
-            raise unreachable(address or "a local Ray", error) from None
+        if not address:
+            raise ConfigError(
+                f"Could not start a local Ray on this machine ({_first_line(error)}); check "
+                "free memory and space in /tmp, or set RAY_ADDRESS to a running cluster."
+            ) from None
+        if address in ("auto", "local"):
+            raise unreachable(address, error) from None
         # Something listens there (checked above): most often a token this machine lacks.
         raise ConfigError(
             f"Could not join the Ray cluster at {address} ({_first_line(error)}). If the "
