@@ -77,6 +77,7 @@ def test_a_killed_index_resumes_after_its_last_stretch_and_ends_as_one_run(piece
         # Readable meanwhile, and the half-indexed video says so.
         half = library.video(video)
         assert half.status == "indexing" and library.clips(video) == []
+        assert half.checkpointed_s == pytest.approx(4.0 * done_at_kill)
 
     perceived: list[int] = []
     real = pipeline_module.perceive_stretch
