@@ -55,6 +55,11 @@ class Context:
     decode_max_side: int = 1280
     # Frames decoded per batch; bounds memory on any video length.
     decode_batch: int = 16
+    # A long video is indexed in stretches of this many seconds, each perceived on its own and
+    # checkpointed in the library: memory is bounded by one stretch, and an interrupted index
+    # resumes from the last finished stretch. A last stretch under a quarter of this joins the
+    # one before. 0 = the whole video as one stretch.
+    stretch_s: float = 300.0
 
     # --- perception -------------------------------------------------------------------
     # Track several people on wide static-camera scenes (moving-person boxes from background
@@ -180,6 +185,11 @@ class Context:
             raise ConfigError(
                 f"Clip length {self.clip_length_s} s with overlap {self.clip_overlap_s} s is not "
                 "usable: the length must be positive and the overlap in [0, length)."
+            )
+        if self.stretch_s < 0:
+            raise ConfigError(
+                f"stretch_s={self.stretch_s} must be >= 0 (0 = no stretches); set e.g. "
+                "BEHAVIOR_AGENT_STRETCH_S=300."
             )
         if self.event_merge_gap_s < 0 or not 0.0 <= self.event_min_confidence <= 1.0:
             raise ConfigError(

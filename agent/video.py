@@ -199,6 +199,23 @@ def iter_frames(
         yield FrameBatch(_decode(reader, chunk.tolist(), path), chunk, starts[chunk])
 
 
+def iter_stretch(
+    path: str | os.PathLike, start_s: float, end_s: float, ctx: Context
+) -> Iterator[FrameBatch]:
+    """The frames of the whole video's sampling grid (`ctx.sample_fps` from 0 s) whose
+    timestamps fall in `[start_s, end_s)`, in batches: stretches side by side get exactly the
+    frames one pass over the video gets, each once."""
+    path = _existing_file(path)
+    reader = _open_reader(path, max_side=ctx.decode_max_side)
+    starts = _start_times(reader)
+    indices = sample_indices(starts, fps=ctx.sample_fps)
+    times = starts[indices]
+    indices = indices[(times >= start_s) & (times < end_s)]
+    for offset in range(0, len(indices), ctx.decode_batch):
+        chunk = indices[offset : offset + ctx.decode_batch]
+        yield FrameBatch(_decode(reader, chunk.tolist(), path), chunk, starts[chunk])
+
+
 def sample_frames(
     path: str | os.PathLike,
     start_s: float = 0.0,
@@ -268,20 +285,34 @@ def segment(
     if is_image(path):
         return [Clip(clip_id=0, start_s=0.0, end_s=0.0)]
     max_side = ctx.decode_max_side if on_frames else _SHOT_DETECT_SIDE
-    cut_times: list[float] = []
-    previous: np.ndarray | None = None
+    cuts = ShotCuts(ctx.shot_threshold)
     for batch in iter_frames(path, fps=ctx.sample_fps, ctx=ctx, max_side=max_side):
         if on_frames is not None:
             on_frames(batch)
+        cuts.add(batch)
+    return windows_between_cuts(cuts.times_s, info.duration_s, ctx)
+
+
+class ShotCuts:
+    """Cuts between consecutive sampled frames, batch by batch (`add`): a cut is where the
+    colour histogram jumps by more than `threshold`. The first and last frames' histograms
+    are kept, so that a cut between two stretches perceived apart is found too."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.times_s: list[float] = []
+        self.first: np.ndarray | None = None
+        self.first_s: float | None = None
+        self.last: np.ndarray | None = None
+
+    def add(self, batch: FrameBatch) -> None:
         for frame, time_s in zip(batch.frames, batch.timestamps_s, strict=True):
             histogram = colour_histogram(frame)
-            if (
-                previous is not None
-                and histogram_distance(previous, histogram) > ctx.shot_threshold
-            ):
-                cut_times.append(float(time_s))
-            previous = histogram
-    return windows_between_cuts(cut_times, info.duration_s, ctx)
+            if self.last is None:
+                self.first, self.first_s = histogram, float(time_s)
+            elif histogram_distance(self.last, histogram) > self.threshold:
+                self.times_s.append(float(time_s))
+            self.last = histogram
 
 
 def colour_histogram(frame: np.ndarray) -> np.ndarray:
@@ -382,7 +413,12 @@ def _decode(reader, indices: list[int], path: Path) -> np.ndarray:
     import decord
 
     try:
-        return reader.get_batch(indices).asnumpy()
+        frames = reader.get_batch(indices).asnumpy()
+        # decord's decoder thread goes on decoding the frames after the batch into memory
+        # until the end of the file (dmlc/decord#197, #208): gigabytes on a long video, and a
+        # core taken from perception. A seek stops it; the next batch seeks anyway.
+        reader.seek(0)
+        return frames
     except (RuntimeError, decord.DECORDError) as error:
         first = indices[0] if indices else "?"
         raise VideoError(

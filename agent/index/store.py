@@ -62,9 +62,18 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE TABLE IF NOT EXISTS spaces (
     name TEXT PRIMARY KEY, dim INTEGER NOT NULL, generation INTEGER NOT NULL,
     model_version TEXT);
+-- One vector per text that names ONE thing seen (a detected class, an object), per space:
+-- what hybrid search (agent.index.hybrid) compares a query with. Shared by every video that
+-- saw the thing, and kept when videos go (one row per label: a few hundred at most).
+CREATE TABLE IF NOT EXISTS thing_vectors (
+    space TEXT NOT NULL, kind TEXT NOT NULL, label_key TEXT NOT NULL, label TEXT NOT NULL,
+    text TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (space, kind, label_key));
 CREATE TABLE IF NOT EXISTS caption_cache (
     sha256 TEXT NOT NULL, settings_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
     caption TEXT NOT NULL, data TEXT, PRIMARY KEY (sha256, settings_key, start_s, end_s));
+CREATE TABLE IF NOT EXISTS stretches (
+    sha256 TEXT NOT NULL, plan_key TEXT NOT NULL, idx INTEGER NOT NULL, start_s REAL NOT NULL,
+    end_s REAL NOT NULL, result TEXT NOT NULL, PRIMARY KEY (sha256, plan_key, idx));
 """
 
 
@@ -198,6 +207,8 @@ class LibraryStore:
         fields = dict(row)
         fields.pop("started_at")
         settings = json.loads(fields.pop("settings"))
+        if fields["status"] != "complete":
+            fields["checkpointed_s"] = self.stretch_progress(row["sha256"])[1]
         return VideoRecord(**fields, settings=settings, paths=paths)
 
     def note_path(self, path: str | os.PathLike, sha256: str) -> str | None:
@@ -282,6 +293,40 @@ class LibraryStore:
                 "INSERT OR REPLACE INTO caption_cache VALUES (?, ?, ?, ?, ?, ?)",
                 (sha, key, start_s, end_s, caption, json.dumps(data) if data else None),
             )
+
+    def finished_stretches(self, sha: str, plan_key: str) -> dict[int, str]:
+        """The checkpointed results (JSON, by stretch number) of a video being indexed with
+        the stretch plan `plan_key`; a checkpoint of another plan is not returned."""
+        rows = self._conn().execute(
+            "SELECT idx, result FROM stretches WHERE sha256=? AND plan_key=? ORDER BY idx",
+            (sha, plan_key),
+        )
+        return {row["idx"]: row["result"] for row in rows}
+
+    def store_stretch(
+        self, sha: str, plan_key: str, idx: int, start_s: float, end_s: float, result: str
+    ) -> None:
+        """Checkpoint one finished stretch (its result as JSON); checkpoints of other plans
+        for this video go, as they can no longer be resumed."""
+        with self._transaction(immediate=True) as conn:
+            conn.execute("DELETE FROM stretches WHERE sha256=? AND plan_key!=?", (sha, plan_key))
+            conn.execute(
+                "INSERT OR REPLACE INTO stretches VALUES (?, ?, ?, ?, ?, ?)",
+                (sha, plan_key, idx, start_s, end_s, result),
+            )
+
+    def stretch_progress(self, sha: str) -> tuple[int, float]:
+        """(stretches checkpointed, seconds of video they cover) of a video being indexed."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(end_s - start_s), 0) AS s FROM stretches "
+                "WHERE sha256=?",
+                (sha,),
+            )
+            .fetchone()
+        )
+        return int(row["n"]), float(row["s"])
 
     def stats(self) -> dict[str, Any]:
         """Counts per table and per vector space (with its index kind)."""

@@ -1,6 +1,6 @@
-"""Indexing a video into the clip library: the pipeline (`pipeline`), the words that get
-embedded (`texts`), and the settings fingerprint that decides whether an index is reused
-(`settings`)."""
+"""Indexing a video into the clip library: the pipeline (`pipeline`), a long video's stretches
+(`stretches`), the words that get embedded (`texts`), and the settings fingerprint that
+decides whether an index is reused (`settings`)."""
 
 from agent.indexing.pipeline import LazyPerceiver, index_video
 from agent.indexing.settings import (
@@ -10,6 +10,13 @@ from agent.indexing.settings import (
     index_settings,
     reuse_reason,
 )
+from agent.indexing.stretches import (
+    StretchResult,
+    merge_stretches,
+    perceive_stretch,
+    plan_key,
+    plan_stretches,
+)
 from agent.indexing.texts import caption_of, clip_text, vlm_detections
 
 __all__ = [
@@ -17,10 +24,15 @@ __all__ = [
     "PERCEPTION_SETTINGS",
     "VLM_SETTINGS",
     "LazyPerceiver",
+    "StretchResult",
     "caption_of",
     "clip_text",
     "index_settings",
     "index_video",
+    "merge_stretches",
+    "perceive_stretch",
+    "plan_key",
+    "plan_stretches",
     "reuse_reason",
     "vlm_detections",
 ]

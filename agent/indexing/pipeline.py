@@ -1,4 +1,8 @@
-"""index_video: probe → segment + perceive (one decoding pass) → describe → embed → store.
+"""index_video: probe → perceive stretch by stretch (checkpointed) → describe → embed → store.
+
+A video is decoded once, in stretches of `ctx.stretch_s` (`agent.indexing.stretches`): each is
+segmented and perceived by a session of its own, then checkpointed in the library, so memory
+is bounded by one stretch and an interrupted run resumes after the last finished stretch.
 
 Heavy resources (perceiver, VLM, embedders) are injected; factories make the defaults. A video
 already indexed with the same settings and models is a no-op (`agent.indexing.settings`); when
@@ -7,6 +11,7 @@ a callback as dicts `{"stage", "done", "total", "elapsed_s", "message"}`.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +25,20 @@ from agent.events import spans_overlap
 from agent.index import ClipIndex, VideoPayload, VideoRecord, text_space
 from agent.index import visual_space as visual_space_name
 from agent.indexing.settings import caption_cache_key, index_settings, reuse_reason
-from agent.indexing.texts import caption_of, clip_text, vlm_detections
+from agent.indexing.stretches import (
+    StretchResult,
+    merge_stretches,
+    perceive_stretch,
+    plan_key,
+    plan_stretches,
+)
+from agent.indexing.texts import caption_of, clip_text, thing_texts, vlm_detections
 from agent.state import Clip, Detection, ObjectSighting
 from agent.video import (
     is_image,
     probe,
     sample_frames,
     sample_span,
-    segment,
     still_batch,
 )
 
@@ -193,7 +204,9 @@ def _index(
     ensure_loaded(visual_embedder)
     library.begin_video(info, settings)
 
-    clips, detections, objects = _perceive(path, info, ctx, kb, perceiver, session_factory, report)
+    clips, detections, objects = _perceive(
+        path, info, ctx, kb, perceiver, session_factory, report, library, settings
+    )
     described = _describe(
         path, info, ctx, clips, kb, vlm if use_vlm else None, library, settings, report
     )
@@ -205,7 +218,14 @@ def _index(
         for clip, caption in zip(clips, captions, strict=True)
     ]
     report("embed", 0, len(clips), "embedding clip texts")
-    vectors = {text_space(embedder.name): (embedder.version, embedder.embed(texts))}
+    # A caption is embedded alone (one description of the clip), not blended with the events,
+    # which hybrid search reads one thing at a time from the detections and `things`.
+    embedded = [caption or text for caption, text in zip(captions, texts, strict=True)]
+    vectors = {text_space(embedder.name): (embedder.version, embedder.embed(embedded))}
+    things = thing_texts(detections, objects, kb)
+    thing_vectors = (
+        {text_space(embedder.name): embedder.embed([t for _, _, t in things])} if things else {}
+    )
     if visual_embedder is not None:
         space = visual_space_name(visual_embedder.name)
         vectors[space] = (
@@ -225,6 +245,8 @@ def _index(
             vectors,
             report.elapsed_s,
             objects=objects,
+            things=things,
+            thing_vectors=thing_vectors,
         )
     )
     report("done", 1, 1, f"{path.name}: {len(clips)} clips, {len(detections)} detections")
@@ -234,38 +256,78 @@ def _index(
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _perceive(path, info, ctx, kb, perceiver, session_factory, report):
-    """Clips, detections and objects seen, from one decoding pass (segment feeds the
-    perception run)."""
-    from agent.perception.runner import PerceptionRun, perceiver_for
-
-    def forward(event: dict[str, Any]) -> None:
-        report(event["stage"], event["done"], event["total"], event["message"])
+def _perceive(path, info, ctx, kb, perceiver, session_factory, report, library, settings):
+    """Clips, detections and objects seen: a still in one go, a video stretch by stretch
+    (`agent.indexing.stretches`), each finished stretch checkpointed in the library so that
+    an interrupted run resumes after the last one."""
+    from agent.perception.runner import perceiver_for
 
     with perceiver_for(perceiver, ctx) as active:
-        run = PerceptionRun(
-            active,
-            kb,
-            ctx,
-            still=is_image(path),
-            duration_s=info.duration_s,
-            progress=forward,
-            session_factory=session_factory,
+        if is_image(path):
+            return _perceive_still(path, ctx, kb, active, session_factory, report)
+        results = _perceive_stretches(
+            path, info, ctx, kb, active, session_factory, report, library, settings
         )
-        if run.still:
-            report("perceive", 0, 1, "perceiving the image")
-            run.add(still_batch(path))
-            detections = run.finish()
-            return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], detections, run.objects
-        clips = segment(path, ctx, on_frames=run.add)
-        detections = run.finish()
+    clips, detections, objects = merge_stretches(results, info, ctx)
+    frames = sum(r.frames for r in results)
     report(
         "perceive",
-        run.total_frames,
-        run.total_frames,
-        f"{len(clips)} clips, {len(detections)} detections, {len(run.objects)} object sightings",
+        frames,
+        frames,
+        f"{len(clips)} clips, {len(detections)} detections, {len(objects)} object sightings",
     )
-    return clips, detections, run.objects
+    return clips, detections, objects
+
+
+def _perceive_stretches(path, info, ctx, kb, perceiver, session_factory, report, library, settings):
+    plan = plan_stretches(info, ctx)
+    key = plan_key(settings, plan)
+    done = {
+        index: StretchResult.model_validate_json(text)
+        for index, text in library.finished_stretches(info.sha256, key).items()
+    }
+    if done:
+        message = f"resuming {path.name}: {len(done)} of {len(plan)} stretches already done"
+        log.info(message)
+        report("perceive", 0, 1, message)
+    total_frames = max(1, math.ceil(info.duration_s * ctx.sample_fps))
+    frames_before = 0
+    results = []
+    for index, (start_s, end_s) in enumerate(plan):
+        result = done.get(index)
+        if result is None:
+
+            def forward(event: dict[str, Any], before: int = frames_before) -> None:
+                done_frames = min(before + event["done"], total_frames)
+                report("perceive", done_frames, total_frames, event["message"])
+
+            result = perceive_stretch(
+                path,
+                start_s,
+                end_s,
+                ctx,
+                index=index,
+                duration_s=round(info.duration_s, 3),
+                perceiver=perceiver,
+                kb=kb,
+                session_factory=session_factory,
+                progress=forward,
+            )
+            library.store_stretch(info.sha256, key, index, start_s, end_s, result.model_dump_json())
+        frames_before += result.frames
+        results.append(result)
+    return results
+
+
+def _perceive_still(path, ctx, kb, perceiver, session_factory, report):
+    from agent.perception.runner import PerceptionRun
+
+    run = PerceptionRun(perceiver, kb, ctx, still=True, session_factory=session_factory)
+    report("perceive", 0, 1, "perceiving the image")
+    run.add(still_batch(path))
+    detections = run.finish()
+    report("perceive", 1, 1, f"{len(detections)} detections, {len(run.objects)} object sightings")
+    return [Clip(clip_id=0, start_s=0.0, end_s=0.0)], detections, run.objects
 
 
 def _describe(path, info, ctx, clips, kb, vlm, library, settings, report):

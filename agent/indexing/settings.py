@@ -16,7 +16,7 @@ from agent.provenance import (
     vlm_model_id,
 )
 
-INDEX_FORMAT = 2  # bump when the clip text or stored layout changes (forces re-indexing)
+INDEX_FORMAT = 3  # bump when the clip text or stored layout changes (forces re-indexing)
 # Settings that change what indexing produces; a change to any of these re-indexes a video.
 PERCEPTION_SETTINGS = (
     "sample_fps",
@@ -29,6 +29,7 @@ PERCEPTION_SETTINGS = (
     "object_fps",
     "min_object_score",
     "calibrate_confidence",
+    "stretch_s",
 )
 VLM_SETTINGS = (
     "model_id",
