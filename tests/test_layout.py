@@ -260,3 +260,17 @@ def test_the_readme_layout_names_every_module_and_package():
         if path.parent != AGENT and path.parent.name + "/" not in names
     )
     assert not unnamed, f"the README's layout section does not name: {unnamed}"
+
+
+def test_every_file_the_docs_link_to_exists():
+    # The README is the five-minute read; the reference lives in docs/ and is linked from it.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250, "move reference text into docs/ and link it"
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append((doc.name, target))
+    assert not broken, f"links to files that are not there: {broken}"
+    linked = set(re.findall(r"\]\((docs/[\w.]+\.md)", readme))
+    assert {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")} <= linked
