@@ -109,6 +109,10 @@ def fit_classes(table: dict, train: set[str], kb) -> dict:
         if right == 0 and wrong_anywhere == 0:
             continue
         if right == 0 or right - WRONG_COST * wrong <= 0:
+            if kb.get(class_id).perception.detector == "gait":
+                # Walkers tracked across a static scene are measured apart (gait:tracks).
+                out[class_id] = {"from_landmarks": False}
+                continue
             out[class_id] = {
                 "enabled": False,
                 "reason": (
