@@ -140,6 +140,16 @@ def deliberate_hand(
     size = ramp(hand.palm_size, 0.75 * need, need)
     if size < 1.0:
         return size, f"hand too small to read (palm {hand.palm_size:.2f} of the frame)"
+    if hand.to_face:
+        # Beside a face a real hand's palm is ~0.5 face widths: far smaller is a misread
+        # hand (fingers on a cheek, a brush); fingertips on the lips are a touch, not a sign.
+        scale = hand.to_face["hand_scale"]
+        if scale < p["min_hand_scale"]:
+            return 0.0, f"hand implausibly small beside the face ({scale:.2f} face widths)"
+        gap = hand.to_face["mouth"]
+        lips = ramp(gap, 0.5 * p["min_mouth_gap"], p["min_mouth_gap"])
+        if lips < 1.0 and not hand.to_face.get("depth_in_front", 0.0) > p["max_depth_in_front"]:
+            return lips, f"fingertip on the lips ({gap:.2f} face widths)"
     if len(track.frames) > 1:
         motion = _hand_motion(track, index, hand)
         limit = p["max_hand_motion"]
