@@ -18,8 +18,8 @@ WAR/UAR over the seven basic classes and the share of neutral faces read neutral
 action recall and detections of absent actions; frames/s of the clips perceived in this run.
 
 `--fit` fits, per gesture and action class, the switch-on score and minimum duration that
-maximise right - 3 x wrong detections (a class whose best has no right detection is switched
-off), then reports it twice: in-sample (fitted on everything) and held out by source (each
+maximise right - 3 x wrong detections (a class that claims falsely at every setting is
+switched off), then reports it twice: in-sample (fitted on everything) and held out by source (each
 `source_repo` scored with a fit on the other sources and the shared media). A class switched
 off today comes back only when its held-out precision earns it.
 """
