@@ -42,7 +42,9 @@ from wild_fit import (
     fit_classes,
     fold_fits,
     held_out,
+    held_out_reliability,
     per_class,
+    print_reliability,
     shipped_fit,
     tables,
     write_calibration,
@@ -242,6 +244,8 @@ def main() -> None:
             entry = "off"
         right, judged = held.get(class_id, (0, 0))
         print(f"{class_id:<16} {str(entry):<44} {right}/{judged}")
+    print("\nreliability of calibrated confidences, each source calibrated by the others:")
+    print_reliability(held_out_reliability(fitted["shipped_results"], fitted["rules"]))
     if args.write:
         path = write_calibration(fitted["shipped"], fitted["shipped_results"], fitted["rules"])
         print(f"\nwrote {path}")

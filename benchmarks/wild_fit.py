@@ -19,7 +19,7 @@ from wild_set import MEDIA_SOURCE  # benchmarks/ is the script's folder
 
 from agent.capabilities import calibration as current_calibration
 from agent.events import clamp_detections
-from agent.perception.calibration import Outcome, fit_points, rule_key
+from agent.perception.calibration import Outcome, fit_points, map_score, reliability, rule_key
 from agent.perception.rules.common import Scored
 from agent.perception.smoothing import segments
 
@@ -211,21 +211,10 @@ def shipped_fit(in_sample: dict, held: dict[str, tuple[int, int]]) -> dict:
 
 def write_calibration(fit: dict, results, rules_of: dict[str, str]) -> Path:
     """calibration.yaml from a fit and the raw detections it gives (with their verdicts)."""
-    by_rule: dict[str, list[Outcome]] = defaultdict(list)
-    for clip, detections, _ in results:
-        for d in detections:
-            verdict = clip.judge(d.kind, d.label, d.start_s, d.end_s)
-            if verdict is None:
-                continue
-            key = rule_key(rules_of[d.label], bool(d.person_id))
-            by_rule[key].append(Outcome(key, d.confidence, verdict))
-    rules = {
-        key: {"points": fit_points(outcomes, SCORE_EDGES), "n": len(outcomes)}
-        for key, outcomes in sorted(by_rule.items())
-    }
+    rules = calibration_points(results, rules_of)
     classes = {k: v for k, v in fit.items() if "enabled" in v}
     thresholds = {k: v for k, v in fit.items() if "enabled" not in v}
-    n = sum(len(v) for v in by_rule.values())
+    n = sum(entry["n"] for entry in rules.values())
     header = (
         "# Confidence calibration and per-class thresholds of the perception rules, fitted by\n"
         "# `python benchmarks/wild_eval.py --fit --write` on ../shared/devset and\n"
@@ -234,3 +223,51 @@ def write_calibration(fit: dict, results, rules_of: dict[str, str]) -> Path:
     body = {"classes": classes, "rules": rules, "thresholds": thresholds}
     CALIBRATION.write_text(header + yaml.safe_dump(body, sort_keys=True, width=100), "utf-8")
     return CALIBRATION
+
+
+def calibration_points(results, rules_of: dict[str, str]) -> dict[str, dict]:
+    """Per rule key: isotonic (raw score, precision) points from judged raw detections."""
+    by_rule: dict[str, list[Outcome]] = defaultdict(list)
+    for clip, detections, _ in results:
+        for d in detections:
+            verdict = clip.judge(d.kind, d.label, d.start_s, d.end_s)
+            if verdict is None:
+                continue
+            key = rule_key(rules_of[d.label], bool(d.person_id))
+            by_rule[key].append(Outcome(key, d.confidence, verdict))
+    return {
+        key: {"points": fit_points(outcomes, SCORE_EDGES), "n": len(outcomes)}
+        for key, outcomes in sorted(by_rule.items())
+    }
+
+
+REPORT_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def print_reliability(scored: list[tuple[str, float, bool]]) -> None:
+    """Reported-confidence buckets against measured precision, per kind and overall."""
+    print(f"\n{'kind':<8} {'reported':>11} {'n':>4} {'precision':>10}")
+    for kind in ("emotion", "gesture", "action", "all"):
+        pairs = [(c, r) for k, c, r in scored if kind in (k, "all")]
+        for lo, hi, n, precision in reliability(pairs, REPORT_EDGES):
+            shown = "-" if precision is None else f"{precision:.2f}"
+            print(f"{kind:<8} {lo:>4.1f}-{hi:<4.1f}  {n:>4} {shown:>10}")
+
+
+def held_out_reliability(results, rules_of: dict[str, str]) -> list[tuple[str, float, bool]]:
+    """(kind, calibrated confidence, right) of every judged detection, each source's
+    confidences mapped by a calibration fitted on the other sources' detections."""
+    out = []
+    for source in sorted({clip.source for clip, _, _ in results}):
+        rules = calibration_points([r for r in results if r[0].source != source], rules_of)
+        for clip, detections, _ in results:
+            if clip.source != source:
+                continue
+            for d in detections:
+                verdict = clip.judge(d.kind, d.label, d.start_s, d.end_s)
+                if verdict is None:
+                    continue
+                key = rule_key(rules_of[d.label], bool(d.person_id))
+                points = rules.get(key, {}).get("points")
+                out.append((d.kind, map_score(points, d.confidence), verdict))
+    return out
