@@ -378,7 +378,7 @@ def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
             ramp(travel, p["track_min_travel"] / 2, p["track_min_travel"]),
             within(speed, lo, hi, lo / 2),
         )
-        if score < p["min_score"]:
+        if score < p["track_min_score"]:
             continue
         middle = len(person.boxes) // 2
         out.append(
