@@ -180,17 +180,20 @@ def _handheld_objects(track: Track, p: dict[str, Any]) -> list[list]:
     """Per frame: the objects (not people, not furniture-sized) the detector saw within
     `object_window_s` of it (the detector runs about once a second)."""
     seen = [(f.time_s, f.objects) for f in track.frames if f.objects is not None]
+    seen_s = np.array([at_s for at_s, _ in seen], dtype=float)
+    window_s = p["object_window_s"] + 1e-6
     out = []
     for frame in track.frames:
-        near = []
-        for at_s, objects in seen:
-            if abs(at_s - frame.time_s) <= p["object_window_s"] + 1e-6:
-                near.extend(
-                    o
-                    for o in objects
-                    if o.label != "person" and o.box[2] * o.box[3] <= p["max_object_area"]
-                )
-        out.append(near)
+        lo = int(np.searchsorted(seen_s, frame.time_s - window_s, side="left"))
+        hi = int(np.searchsorted(seen_s, frame.time_s + window_s, side="right"))
+        out.append(
+            [
+                o
+                for _, objects in seen[lo:hi]
+                for o in objects
+                if o.label != "person" and o.box[2] * o.box[3] <= p["max_object_area"]
+            ]
+        )
     return out
 
 
