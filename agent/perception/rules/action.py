@@ -232,6 +232,9 @@ def posture_scores(frame: FrameFeatures, p: dict[str, Any]) -> dict[str, float]:
         # Lying, the legs lie flat too; a torso tilted over standing legs is a bend or a pose.
         flat = min(within(leg, 60.0, 120.0, p["angle_margin_deg"]) for leg in legs)
         lying = min(lying, flat)
+    elif p["lying_needs_legs"]:
+        # Without the legs (hands and torso over a worktop) a tilted torso is no evidence.
+        lying = 0.0
     upright = 1.0 - ramp(
         tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"]
     )
