@@ -18,10 +18,12 @@ WAR/UAR over the seven basic classes and the share of neutral faces read neutral
 action recall and detections of absent actions; frames/s of the clips perceived in this run.
 
 `--fit` fits, per gesture and action class, the switch-on score and minimum duration that
-maximise right - 3 x wrong detections (a class that claims falsely at every setting is
-switched off), then reports it twice: in-sample (fitted on everything) and held out by source (each
+maximise right - 3 x wrong detections (see `wild_fit.py`: a class never seen is kept at its
+strictest setting, one that claims falsely twice or more at every setting is switched off),
+then reports it twice: in-sample (fitted on everything) and held out by source (each
 `source_repo` scored with a fit on the other sources and the shared media). A class switched
-off today comes back only when its held-out precision earns it.
+off in the current calibration.yaml comes back only when its held-out precision earns it.
+`--list` prints every judged gesture and action detection (held out with `--fit`).
 """
 
 from __future__ import annotations
