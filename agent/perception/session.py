@@ -12,6 +12,7 @@ import time
 import cv2
 import numpy as np
 
+from agent.capabilities import calibration as calibration_data
 from agent.capabilities import capability
 from agent.context import Context
 from agent.perception.calibration import calibrated, rule_key
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 _MOTION_SIDE = 64
 # The main person's box taller than this share of the frame = a close view, not a crowd scene.
 _CLOSE_VIEW = 0.5
+# One class's per-frame result: (knowledge-base item, its parameters, scores, rule name).
+ScoredClass = tuple[object, dict, Scored, str]
 
 
 class PerceptionSession:
@@ -123,8 +126,16 @@ class PerceptionSession:
         """Detections of every knowledge-base class with a perception rule, in time order."""
         if not self.frames:
             return []
+        return self.detections_of(self.score_classes())
+
+    def score_classes(self) -> dict[str, ScoredClass]:
+        """Per-frame scores of every class this session checks: {class id: (item, params,
+        scores, rule)}, competing labels already resolved frame by frame. Thresholds fitted on
+        the development footage (calibration.yaml `thresholds`) replace the knowledge base's
+        when confidences are calibrated."""
         track = self.track()
-        scored: dict[str, tuple[object, dict, Scored, str]] = {}
+        fitted = calibration_data().get("thresholds", {}) if self.ctx.calibrate_confidence else {}
+        scored: dict[str, ScoredClass] = {}
         for item in (
             self.kb.by_kind("emotion") + self.kb.by_kind("gesture") + self.kb.by_kind("action")
         ):
@@ -138,7 +149,7 @@ class PerceptionSession:
             rule = self.rule_for(item)
             if rule is None:
                 continue
-            params = merged_params(rule, item.perception.params)
+            params = {**merged_params(rule, item.perception.params), **fitted.get(item.id, {})}
             try:
                 scored[item.id] = (item, params, DETECTORS[rule](track, params), rule)
             except KeyError as missing:
@@ -154,8 +165,18 @@ class PerceptionSession:
             members = {k: v[2].scores for k, v in scored.items() if v[3] == group}
             for label, scores in exclusive(members).items():
                 scored[label][2].scores = scores
+        return scored
+
+    def detections_of(
+        self, scored: dict[str, ScoredClass], overrides: dict[str, dict] | None = None
+    ) -> list[Detection]:
+        """Detections from `score_classes`' scores; `overrides` ({class id: params}) replace
+        smoothing parameters (how the benchmarks try thresholds without perceiving again)."""
+        # Smoothing reads times only: no action units needed.
+        track = Track(self.frames, [], step_s=self._step_s())
         detections = []
-        for item, params, result, rule in scored.values():
+        for class_id, (item, params, result, rule) in scored.items():
+            params = {**params, **(overrides or {}).get(class_id, {})}
             detections.extend(self._detections(item, params, result, track, rule))
             if self.people is not None and rule == "gait":
                 walkers = people_motion(item, params, self.people, track.step_s)
