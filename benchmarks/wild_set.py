@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devset import SHARED_MEDIA, load_devset  # benchmarks/ is the script's folder
+from wild_emotion import speech_figures
 
 from agent.evaluation.metrics import accuracy, uar
 from agent.evaluation.predictors import label_from_detections
@@ -274,4 +275,5 @@ def figures(results: list[tuple[Clip, list, float]], ctx) -> dict[str, float | i
     neutral = [r for g, r in zip(gold, read, strict=True) if g == "neutral"]
     f["neutral_n"] = len(neutral)
     f["neutral_ok"] = sum(r in (None, "neutral") for r in neutral)
+    f.update(speech_figures([(c, d, s) for c, d, s in results if c.source != MEDIA_SOURCE]))
     return f

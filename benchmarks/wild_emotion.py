@@ -1,0 +1,152 @@
+"""Expressions and talking on everyday footage: their extra figures, and the neutral-first
+parameters fitted in and out of sample.
+
+Shared by `wild_eval.py` and `wild_set.py`. Figures: the share of neutral faces' length that
+reads as a non-neutral expression, talking clips with `talk` over at least half their length,
+and silent clips with any `talk` (`talk_labels.yaml` says which clips talk). The fit tries
+each (neutral_margin, speech_margin, minimum duration) of `GRID` on the labelled faces and
+keeps the one with the best WAR + UAR + neutral share - non-neutral share of neutral faces;
+held out by source, each source is read with the best fit on the other sources.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from agent.evaluation.metrics import accuracy, uar
+from agent.perception.rules.common import defaults
+
+TALK_LABELS = yaml.safe_load(
+    (Path(__file__).with_name("talk_labels.yaml")).read_text(encoding="utf-8")
+)
+BASIC = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# neutral_margin (defaults.yaml expression_model), speech_margin (the classes that have one),
+# min_duration_s of every non-neutral learned expression.
+GRID = {
+    "neutral_margin": (0.0, 0.1, 0.2, 0.3, 0.4),
+    "speech_margin": (0.0, 0.1, 0.2, 0.3),
+    "min_duration_s": (0.5, 1.0, 1.5),
+}
+
+
+def speech_figures(results) -> dict[str, float | int]:
+    """Non-neutral share of neutral faces, and talk found / claimed, over (clip, detections,
+    duration_s) triples."""
+    f: dict[str, float | int] = {}
+    neutral = [(d, s) for c, d, s in results if c.emotion == "neutral" and s > 0]
+    shares = [min(1.0, _expressed_s(d) / s) for d, s in neutral]
+    f["neutral_expr_share"] = float(np.mean(shares)) if shares else float("nan")
+    f["neutral_videos"] = len(shares)
+    by_name = {c.name: (d, s) for c, d, s in results}
+    talking = [by_name[n] for n in TALK_LABELS["talking"] if n in by_name]
+    f["talk_found"] = sum(_talk_s(d) >= 0.5 * s for d, s in talking)
+    f["talk_clips"] = len(talking)
+    silent = [by_name[n] for n in TALK_LABELS["silent"] if n in by_name]
+    f["talk_false"] = sum(_talk_s(d) > 0 for d, _ in silent)
+    f["silent_clips"] = len(silent)
+    return f
+
+
+def _expressed_s(detections) -> float:
+    """Seconds of non-neutral expressions."""
+    expressed = [d for d in detections if d.kind == "emotion" and d.label != "neutral"]
+    return sum(d.end_s - d.start_s for d in expressed)
+
+
+def _talk_s(detections) -> float:
+    return sum(d.end_s - d.start_s for d in detections if d.label == "talk")
+
+
+@contextmanager
+def expression_params(kb, candidate: dict):
+    """The knowledge base and defaults with one candidate's neutral-first parameters."""
+    table = defaults()["expression_model"]
+    saved_margin = table.get("neutral_margin")
+    items = [
+        i
+        for i in kb.by_kind("emotion")
+        if i.perception is not None and i.perception.detector == "expression_model"
+    ]
+    saved = {i.id: dict(i.perception.params) for i in items}
+    table["neutral_margin"] = candidate["neutral_margin"]
+    for item in items:
+        params = item.perception.params
+        if "speech_margin" in params:
+            params["speech_margin"] = candidate["speech_margin"]
+        if params.get("mode") != "absence":
+            params["min_duration_s"] = candidate["min_duration_s"]
+    try:
+        yield
+    finally:
+        table["neutral_margin"] = saved_margin
+        for item in items:
+            item.perception.params.clear()
+            item.perception.params.update(saved[item.id])
+
+
+def fit_expressions(clips, read: Callable[[object], list], kb, reading) -> dict:
+    """{"in_sample", "held_out"}: {clip name: emotion detections} on the labelled faces, and
+    "chosen": the in-sample candidate. `read(clip)` perceives a clip from its record;
+    `reading(detections, duration_s)` is the clip's expression (wild_set.emotion_reading)."""
+    faces = [c for c in clips if c.emotion]
+    names = list(GRID)
+    candidates = [dict(zip(names, v, strict=True)) for v in itertools.product(*GRID.values())]
+    runs = []
+    for candidate in candidates:
+        with expression_params(kb, candidate):
+            found = {}
+            for clip in faces:
+                detections, duration_s = read(clip)
+                emotions = [d for d in detections if d.kind == "emotion"]
+                found[clip.name] = (emotions, duration_s, reading(emotions, duration_s))
+        runs.append((candidate, found))
+
+    def best(keep):
+        return max(runs, key=lambda run: _objective([c for c in faces if keep(c)], run[1]))
+
+    chosen, in_sample = best(lambda c: True)
+    held_out = {}
+    for source in sorted({c.source for c in faces}):
+        _, found = best(lambda c, s=source: c.source != s)
+        held_out.update({c.name: found[c.name] for c in faces if c.source == source})
+    return {
+        "in_sample": {k: v[0] for k, v in in_sample.items()},
+        "held_out": {k: v[0] for k, v in held_out.items()},
+        "chosen": chosen,
+    }
+
+
+def _objective(faces, found) -> float:
+    if not faces:
+        return 0.0
+    gold = [c.emotion for c in faces]
+    read = [found[c.name][2] for c in faces]
+    neutral = [r in (None, "neutral") for g, r in zip(gold, read, strict=True) if g == "neutral"]
+    shares = []
+    for clip in faces:
+        emotions, duration_s, _ = found[clip.name]
+        if clip.emotion == "neutral" and duration_s > 0:
+            shares.append(min(1.0, _expressed_s(emotions) / duration_s))
+    return (
+        accuracy(gold, read)
+        + uar(gold, read, BASIC)
+        + (float(np.mean(neutral)) if neutral else 0.0)
+        - (float(np.mean(shares)) if shares else 0.0)
+    )
+
+
+def with_emotions(results, emotions: dict[str, list]) -> list:
+    """(clip, detections, duration_s) with the emotion detections of the labelled faces
+    replaced by `emotions` ({clip name: detections})."""
+    out = []
+    for clip, detections, duration_s in results:
+        if clip.name in emotions:
+            detections = [d for d in detections if d.kind != "emotion"] + emotions[clip.name]
+        out.append((clip, detections, duration_s))
+    return out
