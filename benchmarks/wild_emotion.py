@@ -108,7 +108,15 @@ def fit_expressions(clips, read: Callable[[object], list], kb, reading) -> dict:
         runs.append((candidate, found))
 
     def best(keep):
-        return max(runs, key=lambda run: _objective([c for c in faces if keep(c)], run[1]))
+        # Ties go to the more cautious candidate (a larger speech margin, a longer hold).
+        return max(
+            runs,
+            key=lambda run: (
+                round(_objective([c for c in faces if keep(c)], run[1]), 9),
+                run[0]["speech_margin"],
+                run[0]["min_duration_s"],
+            ),
+        )
 
     chosen, in_sample = best(lambda c: True)
     held_out = {}

@@ -5,7 +5,8 @@ import pytest
 
 from agent.api import AgentService
 from agent.context import Context
-from agent.perception import Perceiver, perceive_path
+from agent.perception import Perceiver
+from agent.perception.runner import perceive_path
 from tests.conftest import devset_rows
 from tests.learned_support import installed_models_dir
 

@@ -56,14 +56,15 @@ def expressions(happy, neutral):
 
 def test_an_expression_must_be_clear_of_neutral_and_more_so_while_talking():
     margin = merged_params("expression_model", {})["neutral_margin"]
-    members = expressions([0.9, 0.5, 0.6, 0.6, 0.95], [0.05, 0.45, 0.2, 0.2, 0.0])
-    aus = [{"AU12": 0.2}, {"AU12": 0.2}, {"AU12": 0.2}, {"AU12": 0.9}, {"AU12": 0.9}]
+    clear, short = 0.1 + margin + 0.05, 0.1 + margin - 0.05  # over a neutral score of 0.1
+    talking_clear = 0.1 + margin + 0.2 + 0.05  # margin + speech margin
+    members = expressions([clear, short, clear, clear, talking_clear], [0.1] * 5)
+    aus = [{"AU12": 0.2}, {"AU12": 0.2}, {"AU12": 0.2}, {"AU12": 0.9}, {"AU12": 0.2}]
     talking = np.array([0.0, 0.0, 1.0, 1.0, 1.0])
     neutral_first(members, aus, talking)
     happy = members["happy"][1].scores
-    assert happy[0] == 0.9  # clear of neutral
-    assert margin > 0.5 - 0.45 and happy[1] == 0.0  # not clear of neutral
-    # Talking, 0.4 over neutral: short of margin + speech margin without a lip-corner pull ...
-    assert margin + 0.2 > 0.4 and happy[2] == 0.0
-    # ... enough with it (the talking mouth does not pull the corners up).
-    assert happy[3] == 0.6 and happy[4] == 0.95
+    assert happy[0] == clear and happy[1] == 0.0
+    # Talking: clear of neutral is not enough without a lip-corner pull ...
+    assert happy[2] == 0.0
+    # ... it is with one (a talking mouth does not pull the corners up), or by the speech margin.
+    assert happy[3] == clear and happy[4] == talking_clear
