@@ -20,7 +20,10 @@ import numpy as np
 import yaml
 
 from agent.evaluation.metrics import accuracy, uar
-from agent.perception.rules.common import defaults
+from agent.perception.rules.common import Track, defaults, merged_params
+from agent.perception.rules.speech import mouth_movement
+from agent.perception.smoothing import segments
+from agent.state import Detection
 
 TALK_LABELS = yaml.safe_load(
     (Path(__file__).with_name("talk_labels.yaml")).read_text(encoding="utf-8")
@@ -33,6 +36,11 @@ GRID = {
     "speech_margin": (0.0, 0.1, 0.2, 0.3),
     "min_duration_s": (0.5, 1.0, 1.5),
 }
+
+# The talk rule's parameters tried (defaults.yaml mouth_movement).
+TALK_GRID = {"window_s": (2.0, 3.0, 4.0), "min_step": (0.03, 0.04, 0.05), "min_turns": (1, 2)}
+# A claimed talk on a silent face costs two talking clips found.
+TALK_FALSE_COST = 2.0
 
 
 def speech_figures(results) -> dict[str, float | int]:
@@ -149,12 +157,75 @@ def _objective(faces, found) -> float:
     )
 
 
-def with_emotions(results, emotions: dict[str, list]) -> list:
-    """(clip, detections, duration_s) with the emotion detections of the labelled faces
-    replaced by `emotions` ({clip name: detections})."""
+def fit_talk(clips, records, kb) -> dict:
+    """{"in_sample", "held_out"}: {clip name: talk detections} on the clips of
+    talk_labels.yaml, and "chosen": the in-sample candidate of `TALK_GRID`."""
+    item = kb.get("talk")
+    base = merged_params(item.perception.detector, item.perception.params)
+    labelled = [c for c in clips if c.name in TALK_LABELS["talking"] + TALK_LABELS["silent"]]
+    names = list(TALK_GRID)
+    runs = []
+    for values in itertools.product(*TALK_GRID.values()):
+        candidate = dict(zip(names, values, strict=True))
+        params = {**base, **candidate}
+        runs.append((candidate, {c.name: _talk(records[c.name], params) for c in labelled}))
+
+    def best(keep):
+        def gain(run):
+            found = run[1]
+            right = sum(
+                _talk_s(found[c.name]) >= 0.5 * records[c.name]["duration_s"]
+                for c in labelled
+                if keep(c) and c.name in TALK_LABELS["talking"]
+            )
+            false = sum(
+                bool(found[c.name]) for c in labelled if keep(c) and c.name in TALK_LABELS["silent"]
+            )
+            return right - TALK_FALSE_COST * false
+
+        return max(runs, key=gain)
+
+    chosen, in_sample = best(lambda c: True)
+    held_out = {}
+    for source in sorted({c.source for c in labelled}):
+        _, found = best(lambda c, s=source: c.source != s)
+        held_out.update({c.name: found[c.name] for c in labelled if c.source == source})
+    return {"in_sample": in_sample, "held_out": held_out, "chosen": chosen}
+
+
+def _talk(record: dict, params: dict) -> list[Detection]:
+    """The talk detections of one recorded clip with these talk-rule parameters."""
+    frames = record["frames"]
+    if record["still"] or len(frames) < 2:
+        return []
+    times = np.array([f.time_s for f in frames], dtype=float)
+    step_s = float(np.median(np.diff(times)))
+    result = mouth_movement(Track(frames, [], step_s=step_s), params)
+    found = segments(
+        times,
+        result.scores,
+        on=params["min_score"],
+        off=params["min_score"] * params["off_ratio"],
+        min_duration_s=params["min_duration_s"],
+        merge_gap_s=params["merge_gap_s"],
+        step_s=step_s,
+    )
+    end = record["duration_s"] or np.inf
+    return [
+        Detection(kind="action", label="talk", start_s=s, end_s=min(e, end), confidence=0.5)
+        for _, _, s, e in found
+    ]
+
+
+def replaced(results, found: dict[str, list], kind: str, label: str | None = None) -> list:
+    """(clip, detections, duration_s) with the detections of `kind` (and `label`) of the
+    clips in `found` ({clip name: detections}) replaced by those."""
     out = []
     for clip, detections, duration_s in results:
-        if clip.name in emotions:
-            detections = [d for d in detections if d.kind != "emotion"] + emotions[clip.name]
+        if clip.name in found:
+            kept = [
+                d for d in detections if d.kind != kind or (label is not None and d.label != label)
+            ]
+            detections = kept + found[clip.name]
         out.append((clip, detections, duration_s))
     return out

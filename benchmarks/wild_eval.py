@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from wild_emotion import fit_expressions, with_emotions
+from wild_emotion import fit_expressions, fit_talk, replaced
 from wild_fit import (
     clamped,
     fit_classes,
@@ -252,12 +252,19 @@ def fit(clips, records, kb, ctx: Context) -> dict:
         kb,
         lambda detections, duration_s: emotion_reading(detections, duration_s, ctx),
     )  # fmt: skip
+    talk = fit_talk(clips, records, kb)
     print(f"expressions, neutral first, fitted in-sample: {expressions['chosen']}")
+    print(f"talk, fitted in-sample: {talk['chosen']}")
+
+    def speech(results, fold):
+        results = replaced(results, expressions[fold], "emotion")
+        return replaced(results, talk[fold], "action", "talk")
+
     return {
-        "in_sample_results": with_emotions(
-            held_out(clips, records, sessions, scored, everyone), expressions["in_sample"]
+        "in_sample_results": speech(
+            held_out(clips, records, sessions, scored, everyone), "in_sample"
         ),
-        "held_out_results": with_emotions(held_out_results, expressions["held_out"]),
+        "held_out_results": speech(held_out_results, "held_out"),
         "held_per_class": held,
         "shipped": ship,
         "shipped_results": held_out(

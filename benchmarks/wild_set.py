@@ -193,7 +193,8 @@ def _media_clips(generated_dir: Path) -> list[Clip]:
     """The shared media items of benchmarks/devset.yaml, as clips of one extra source."""
     out = []
     for item in load_devset(generated_dir):
-        clip = Clip(item.name, item.path, MEDIA_SOURCE, ambiguous=set(item.ambiguous))
+        ambiguous = set(item.ambiguous) | set(UNLABELLED_ACTIONS)
+        clip = Clip(item.name, item.path, MEDIA_SOURCE, ambiguous=ambiguous)
         for kind in ("gesture", "action"):
             if kind in item.annotated:
                 events = [Event(e.label, (e.label,), e.start_s, e.end_s) for e in item.present]
