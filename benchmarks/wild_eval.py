@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from wild_emotion import fit_expressions, fit_talk, replaced
 from wild_fit import (
     clamped,
     fit_classes,
@@ -51,7 +52,7 @@ from wild_fit import (
     tables,
     write_calibration,
 )
-from wild_set import figures, load_clips, sha256
+from wild_set import emotion_reading, figures, load_clips, sha256
 
 from agent.context import Context
 from agent.knowledge import load_knowledge_base
@@ -177,6 +178,9 @@ def print_figures(columns: dict[str, dict]) -> None:
         ("emotion WAR (7 basic)", "emotion_war", None, "emotion_n"),
         ("emotion UAR (7 basic)", "emotion_uar", None, "emotion_n"),
         ("neutral faces read neutral/none", None, "neutral_ok", "neutral_n"),
+        ("non-neutral share of neutral videos", "neutral_expr_share", None, "neutral_videos"),
+        ("talking clips with talk >= half", None, "talk_found", "talk_clips"),
+        ("silent clips with any talk", None, "talk_false", "silent_clips"),
         ("action recall (labelled KB)", None, "action_found", "action_events"),
         ("absent-action detections", None, "action_absent", "action_clips"),
     )
@@ -266,9 +270,26 @@ def fit(clips, records, kb, ctx: Context) -> dict:
     held = per_class(held_out_results)
     ship = shipped_fit(in_sample, held)
     rules = {k: v[3] for s in scored.values() for k, v in s.items()}
+    expressions = fit_expressions(
+        clips,
+        lambda c: (clamped(replay(records[c.name], kb, ctx).finish(), records[c.name]),
+                   records[c.name]["duration_s"]),
+        kb,
+        lambda detections, duration_s: emotion_reading(detections, duration_s, ctx),
+    )  # fmt: skip
+    talk = fit_talk(clips, records, kb)
+    print(f"expressions, neutral first, fitted in-sample: {expressions['chosen']}")
+    print(f"talk, fitted in-sample: {talk['chosen']}")
+
+    def speech(results, fold):
+        results = replaced(results, expressions[fold], "emotion")
+        return replaced(results, talk[fold], "action", "talk")
+
     return {
-        "in_sample_results": held_out(clips, records, sessions, scored, everyone),
-        "held_out_results": held_out_results,
+        "in_sample_results": speech(
+            held_out(clips, records, sessions, scored, everyone), "in_sample"
+        ),
+        "held_out_results": speech(held_out_results, "held_out"),
         "held_per_class": held,
         "shipped": ship,
         "shipped_results": held_out(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devset import SHARED_MEDIA, load_devset  # benchmarks/ is the script's folder
+from wild_emotion import speech_figures
 
 from agent.evaluation.metrics import accuracy, uar
 from agent.evaluation.predictors import label_from_detections
@@ -192,7 +193,8 @@ def _media_clips(generated_dir: Path) -> list[Clip]:
     """The shared media items of benchmarks/devset.yaml, as clips of one extra source."""
     out = []
     for item in load_devset(generated_dir):
-        clip = Clip(item.name, item.path, MEDIA_SOURCE, ambiguous=set(item.ambiguous))
+        ambiguous = set(item.ambiguous) | set(UNLABELLED_ACTIONS)
+        clip = Clip(item.name, item.path, MEDIA_SOURCE, ambiguous=ambiguous)
         for kind in ("gesture", "action"):
             if kind in item.annotated:
                 events = [Event(e.label, (e.label,), e.start_s, e.end_s) for e in item.present]
@@ -274,4 +276,5 @@ def figures(results: list[tuple[Clip, list, float]], ctx) -> dict[str, float | i
     neutral = [r for g, r in zip(gold, read, strict=True) if g == "neutral"]
     f["neutral_n"] = len(neutral)
     f["neutral_ok"] = sum(r in (None, "neutral") for r in neutral)
+    f.update(speech_figures([(c, d, s) for c, d, s in results if c.source != MEDIA_SOURCE]))
     return f

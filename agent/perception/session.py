@@ -24,6 +24,7 @@ from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
 from agent.perception.rules.action import people_motion
 from agent.perception.rules.common import Scored, Track, defaults, merged_params
+from agent.perception.rules.emotion import neutral_first
 from agent.perception.sightings import object_sightings
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection, ObjectSighting
@@ -216,6 +217,7 @@ class PerceptionSession:
                     rule,
                 )
         _honest_neutral(scored)
+        _neutral_first(scored, track)
         for group in EXCLUSIVE:
             members = {k: v[2].scores for k, v in scored.items() if v[3] == group}
             for label, scores in exclusive(members).items():
@@ -312,6 +314,14 @@ def _honest_neutral(scored: dict) -> None:
         result = scored[label][2]
         fallback = np.clip(1.0 - 0.5 * relative, 0.0, 1.0)
         result.scores = np.where(np.isnan(result.scores), np.nan, np.fmax(result.scores, fallback))
+
+
+def _neutral_first(scored: dict, track: Track) -> None:
+    """The face's learned expressions, neutral first (`rules.emotion.neutral_first`), with the
+    talk rule's per-frame scores where it ran (speech is not read as expression)."""
+    members = {k: (v[1], v[2]) for k, v in scored.items() if v[3] == "expression_model"}
+    talking = next((v[2].scores for v in scored.values() if v[3] == "mouth_movement"), None)
+    neutral_first(members, track.aus, talking)
 
 
 def _default_kb():
