@@ -15,6 +15,7 @@ import numpy as np
 
 from agent.context import Context
 from agent.perception.calibration import calibrated, rule_key
+from agent.perception.capabilities import calibration as calibration_data
 from agent.perception.capabilities import capability
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.face import au_intensities, neutral_baseline
@@ -23,6 +24,7 @@ from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
 from agent.perception.rules.action import people_motion
 from agent.perception.rules.common import Scored, Track, defaults, merged_params
+from agent.perception.rules.emotion import neutral_first
 from agent.perception.sightings import object_sightings
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection, ObjectSighting
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 _MOTION_SIDE = 64
 # The main person's box taller than this share of the frame = a close view, not a crowd scene.
 _CLOSE_VIEW = 0.5
+# One class's per-frame result: (knowledge-base item, its parameters, scores, rule name).
+ScoredClass = tuple[object, dict, Scored, str]
 
 
 class PerceptionSession:
@@ -179,8 +183,16 @@ class PerceptionSession:
         self.close()
         if not self.frames:
             return []
+        return self.detections_of(self.score_classes())
+
+    def score_classes(self) -> dict[str, ScoredClass]:
+        """Per-frame scores of every class this session checks: {class id: (item, params,
+        scores, rule)}, competing labels already resolved frame by frame. Thresholds fitted on
+        the development footage (calibration.yaml `thresholds`) replace the knowledge base's
+        when confidences are calibrated."""
         track = self.track()
-        scored: dict[str, tuple[object, dict, Scored, str]] = {}
+        fitted = calibration_data().get("thresholds", {}) if self.ctx.calibrate_confidence else {}
+        scored: dict[str, ScoredClass] = {}
         for item in (
             self.kb.by_kind("emotion") + self.kb.by_kind("gesture") + self.kb.by_kind("action")
         ):
@@ -194,7 +206,7 @@ class PerceptionSession:
             rule = self.rule_for(item)
             if rule is None:
                 continue
-            params = merged_params(rule, item.perception.params)
+            params = {**merged_params(rule, item.perception.params), **fitted.get(item.id, {})}
             try:
                 scored[item.id] = (item, params, DETECTORS[rule](track, params), rule)
             except KeyError as missing:
@@ -205,12 +217,23 @@ class PerceptionSession:
                     rule,
                 )
         _honest_neutral(scored)
+        _neutral_first(scored, track)
         for group in EXCLUSIVE:
             members = {k: v[2].scores for k, v in scored.items() if v[3] == group}
             for label, scores in exclusive(members).items():
                 scored[label][2].scores = scores
+        return scored
+
+    def detections_of(
+        self, scored: dict[str, ScoredClass], overrides: dict[str, dict] | None = None
+    ) -> list[Detection]:
+        """Detections from `score_classes`' scores; `overrides` ({class id: params}) replace
+        smoothing parameters (how the benchmarks try thresholds without perceiving again)."""
+        # Smoothing reads times only: no action units needed.
+        track = Track(self.frames, [], step_s=self._step_s())
         detections = []
-        for item, params, result, rule in scored.values():
+        for class_id, (item, params, result, rule) in scored.items():
+            params = {**params, **(overrides or {}).get(class_id, {})}
             detections.extend(self._detections(item, params, result, track, rule))
             if self.people is not None and rule == "gait":
                 walkers = people_motion(item, params, self.people, track.step_s)
@@ -291,6 +314,14 @@ def _honest_neutral(scored: dict) -> None:
         result = scored[label][2]
         fallback = np.clip(1.0 - 0.5 * relative, 0.0, 1.0)
         result.scores = np.where(np.isnan(result.scores), np.nan, np.fmax(result.scores, fallback))
+
+
+def _neutral_first(scored: dict, track: Track) -> None:
+    """The face's learned expressions, neutral first (`rules.emotion.neutral_first`), with the
+    talk rule's per-frame scores where it ran (speech is not read as expression)."""
+    members = {k: (v[1], v[2]) for k, v in scored.items() if v[3] == "expression_model"}
+    talking = next((v[2].scores for v in scored.values() if v[3] == "mouth_movement"), None)
+    neutral_first(members, track.aus, talking)
 
 
 def _default_kb(ctx: Context):
