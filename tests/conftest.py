@@ -1,5 +1,5 @@
 """Shared fixtures: the real labelled media in ../shared/media and the everyday clips in
-../shared/devset, a private data directory."""
+../shared/devset, a private data directory, one real local Ray cluster per test session."""
 
 import csv
 import os
@@ -58,3 +58,26 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "home"
     monkeypatch.setenv("BEHAVIOR_AGENT_HOME", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster with 2 CPUs, started once for the whole test session (a few
+    seconds) and shut down at its end. Its workers import this checkout (PYTHONPATH), so the
+    test doubles that tasks receive by reference load there too."""
+    import ray
+
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    with pytest.MonkeyPatch.context() as patch:
+        # The raylet copies this environment when it starts; its workers inherit it.
+        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
+        patch.delenv("RAY_ADDRESS", raising=False)
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=200 * 1024**2,
+        )
+    yield ray
+    ray.shutdown()

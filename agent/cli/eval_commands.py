@@ -3,8 +3,10 @@
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from agent.cli.app import app, print_json, progress_line
+from agent.cluster import INSTALL_HINT
 from agent.context import Context
 from agent.evaluation.tasks import SHIPPED_TASKS, load_task
 
@@ -35,7 +37,7 @@ def eval_command(
         False,
         "--ray",
         help="Run the workers as Ray actors (RAY_ADDRESS names a cluster; else a local Ray). "
-        "Needs `pip install 'behavior-agent[cluster]'`.",
+        f"Needs `{escape(INSTALL_HINT)}`.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json on stdout."),
 ) -> None:

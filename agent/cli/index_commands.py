@@ -2,11 +2,14 @@
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from agent.cli.app import app, print_json, progress_line
+from agent.cluster import INSTALL_HINT
 from agent.context import Backend, Context
 from agent.errors import BehaviorAgentError
 from agent.timefmt import format_clock, format_span
@@ -71,14 +74,26 @@ def index_command(
         None, "--backend", help="perception (offline, CPU) or videollama3 (adds VLM captions)."
     ),
     force: bool = typer.Option(False, "--force", help="Re-index even if nothing changed."),
+    use_ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Perceive and embed each video as a Ray task (RAY_ADDRESS names a cluster; else a "
+        f"local Ray); this machine writes the library. Needs `{escape(INSTALL_HINT)}`.",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="With --ray: tasks at a time (default: the cluster's CPUs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
 ) -> None:
     """Index videos into the clip library (a no-op for videos indexed with the same settings)."""
+    ctx = Context.from_env(backend=backend)
+    if use_ray:
+        _index_on_ray(expand_inputs(videos), ctx, workers, force, as_json)
+        return
     from agent.index import ClipIndex
     from agent.indexing import LazyPerceiver, index_video
     from agent.vlm import LazyVLM
 
-    ctx = Context.from_env(backend=backend)
     vlm = LazyVLM(ctx) if ctx.backend == "videollama3" else None
     results, failures = [], []
     with ClipIndex(ctx) as library, LazyPerceiver(ctx) as perceiver:
@@ -99,6 +114,35 @@ def index_command(
             results.append(_summary(record, wall_s))
             if not as_json:
                 typer.echo(_summary_line(path, record, wall_s))
+    if as_json:
+        print_json({"indexed": results, "failed": failures, "home": str(ctx.home)})
+    if failures:
+        raise typer.Exit(2)
+
+
+def _index_on_ray(paths: list[Path], ctx: Context, workers, force: bool, as_json: bool) -> None:
+    """`index --ray`: tasks on the cluster, the library written here (agent.indexing.ray_index)."""
+    from agent.index import ClipIndex
+    from agent.indexing.ray_index import index_with_ray
+
+    results, failures = [], []
+    with ClipIndex(ctx) as library:
+        for done in index_with_ray(
+            paths, ctx, library, workers=workers, force=force, progress=progress_line
+        ):
+            if done.error is not None:
+                failures.append({"video": str(done.path), "error": done.error})
+                progress_line(f"error: {done.path}: {done.error}")
+                continue
+            wall_s = 0.0 if done.record.reused else done.record.index_wall_s or 0.0
+            summary = _summary(done.record, wall_s)
+            if done.worker is not None:
+                summary["worker"] = asdict(done.worker)
+            if done.stretch_tasks:
+                summary["stretch_tasks"] = done.stretch_tasks
+            results.append(summary)
+            if not as_json:
+                typer.echo(_summary_line(done.path, done.record, wall_s))
     if as_json:
         print_json({"indexed": results, "failed": failures, "home": str(ctx.home)})
     if failures:
@@ -225,7 +269,7 @@ def library_command(
         f"{'sha256':<12}  {'duration':>8}  {'clips':>5}  {'dets':>5}  {'backend':<11}  video"
     )
     for v in videos:
-        status = "" if v.status == "complete" else "  (interrupted; re-run index)"
+        status = "" if v.status == "complete" else _unfinished(v)
         typer.echo(
             f"{v.sha256[:12]}  {format_clock(v.duration_s, 1):>8}  {v.clip_count:>5}  "
             f"{v.detection_count:>5}  {v.settings.get('backend', '?'):<11}  {v.path}{status}"
@@ -234,6 +278,14 @@ def library_command(
         f"{name}: {s['vectors']} ({s['index']})" for name, s in stats["spaces"].items()
     )
     typer.echo(f"{len(videos)} videos, {stats['clips']} clips; vectors {kinds or 'none'}")
+
+
+def _unfinished(video) -> str:
+    done = format_clock(video.checkpointed_s or 0.0)
+    return (
+        f"  (indexing or interrupted: {done} of {format_clock(video.duration_s)} done; "
+        "`behavior-agent index` resumes it)"
+    )
 
 
 @library_app.command("objects")

@@ -2,14 +2,14 @@
 
 The driver (the `eval` command) keeps the cache, scoring and outputs; actors only predict, with
 the same `build_predictor` and `predict_item` as the local pool, so results are identical.
-`ray.init()` joins the cluster named by RAY_ADDRESS, or starts a local Ray.
+`agent.cluster.connect_ray` joins the cluster named by RAY_ADDRESS, or starts a local Ray.
 """
 
 from collections.abc import Iterator
 from typing import Any
 
+from agent.cluster import connect_ray
 from agent.context import Context
-from agent.errors import ConfigError
 from agent.evaluation.annotations import Item
 from agent.evaluation.execution import predict_item
 
@@ -48,11 +48,9 @@ def predict_with_ray(
     provenance goes into `models["record"]`."""
     if not items:
         return
-    ray = _import_ray()
+    ray = connect_ray()
     from ray.util import ActorPool
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if backend == "videollama3" and _has_gpus(ray) else 0.0
     actor = ray.remote(num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=2)(EvalWorker)
@@ -71,13 +69,3 @@ def predict_with_ray(
 
 def _has_gpus(ray) -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
-
-
-def _import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "--ray needs Ray: install it with `pip install 'behavior-agent[cluster]'` (ray>=2.30)."
-        ) from None
-    return ray

@@ -37,6 +37,11 @@ def load_learned_models(ctx: Context) -> LearnedModels:
     return _load(Path(ctx.models_dir), ctx.min_object_score)
 
 
+def loads_in_process() -> int:
+    """How many times this process has loaded the learned models (cluster workers report it)."""
+    return _load.cache_info().misses
+
+
 @cache
 def _load(models_dir: Path, min_object_score: float) -> LearnedModels:
     from agent.perception.learned.expression import ExpressionClassifier
