@@ -401,6 +401,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="Write the numbers here.")
     parser.add_argument("--before", type=Path, help="A --json file of an earlier run to compare.")
     parser.add_argument("--sweep", action="store_true", help="Also sweep the match floors.")
+    parser.add_argument("--only-latency", action="store_true", help="Skip the quality part.")
     options = parser.parse_args()
 
     from agent.context import Context
@@ -410,11 +411,13 @@ def main() -> None:
     ctx = Context.from_env().replace(home=options.library.expanduser().resolve())
     kb = load_knowledge_base()
     kb.embedder = load_text_embedder(ctx)
-    items = load_items()
-    records = index_all(items, ctx, options.skip_index)
-    if options.sweep:
-        sweep(items, records, ctx, kb)
-    numbers = quality(items, records, ctx, kb)
+    numbers = {}
+    if not options.only_latency:
+        items = load_items()
+        records = index_all(items, ctx, options.skip_index)
+        if options.sweep:
+            sweep(items, records, ctx, kb)
+        numbers = quality(items, records, ctx, kb)
     numbers |= latency(options.clips, kb, load_text_embedder(ctx), options.repeat)
     if options.json:
         options.json.write_text(json.dumps(numbers, indent=2), encoding="utf-8")
