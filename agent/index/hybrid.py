@@ -94,6 +94,7 @@ class HybridSearch:
         """
         k = k or self.index.ctx.top_k
         scope = Scope(self._known_sha(video), start_s, end_s)
+        self._clips: dict[int, int | None] = {}  # moment -> its clip, for this query
         query = self.index.embedder.embed([text])[0]
         shared = self.kb.embedder is self.index.embedder
         found = self.kb.match(text, k=CLASS_MATCHES, vector=query if shared else None)
@@ -166,7 +167,7 @@ class HybridSearch:
         for moment in ranked:
             if len(seen) >= CANDIDATES:
                 break
-            rowid = clip_of(conn, moment)
+            rowid = self._clip_of(conn, moment)
             if rowid is None or rowid in seen:
                 continue  # a clip counts once per ranking, at its best moment
             entry = fused.setdefault(rowid, _Fused())
@@ -175,6 +176,12 @@ class HybridSearch:
             entry.moment = entry.moment or moment
             entry.qualified = True
             seen.add(rowid)
+
+    def _clip_of(self, conn, moment: Moment) -> int | None:
+        key = id(moment)
+        if key not in self._clips:
+            self._clips[key] = clip_of(conn, moment)
+        return self._clips[key]
 
     def _add_clips(self, fused, name: str, rowids: list[int], qualify: bool) -> None:
         for rank, rowid in enumerate(rowids, start=1):
@@ -231,10 +238,11 @@ class HybridSearch:
     def _with_span(self, hit: ClipHit, entry: _Fused) -> ClipHit:
         update = {"why": entry.why}
         if entry.moment is not None:
+            moment = entry.moment
             update |= {
-                "span_start_s": entry.moment.start_s,
-                "span_end_s": entry.moment.end_s,
-                "label": entry.moment.label,
+                "span_start_s": moment.start_s,
+                "span_end_s": moment.end_s,
+                "label": moment.label,
             }
         return hit.model_copy(update=update)
 
