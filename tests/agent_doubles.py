@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from agent.state import Clip, Detection
@@ -166,6 +167,10 @@ class FakeIndex:
             if (start_s is None or c.end_s >= start_s) and (end_s is None or c.start_s <= end_s)
         ]
         return hits[:k]
+
+    def retrieve(self, text, k, *, kb, video=None, start_s=None, end_s=None, labels=None):
+        """Hybrid search's shape: the same clips as `search`, as hits of a retrieval."""
+        return SimpleNamespace(hits=self.search(text, k, video, start_s, end_s, labels))
 
 
 @dataclass

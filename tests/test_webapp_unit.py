@@ -219,6 +219,18 @@ def test_ask_streams_steps_then_answer_with_evidence(handlers: Handlers, clip_mp
     assert len(followed["chats"][sha]) > len(chat)
 
 
+def test_search_lists_moments_that_play_their_span(handlers: Handlers, clip_mp4: Path) -> None:
+    sha = _index(handlers, clip_mp4)["video"]
+    page = user_errors(handlers.search)("thumbs up", sha, new_session())
+    # The link plays the span of the evidence (2.2 s), not the start of its clip (0 s).
+    assert 'href="#t=2.200"' in page and "thumbs up" in page and "classes" in page
+    assert 'href="#t=0.000"' not in page
+    nothing = user_errors(handlers.search)("fireworks", sha, new_session())
+    assert "No matching moment" in nothing and "Closest seen: thumbs down" in nothing
+    with pytest.raises(gr.Error, match="Type what to look for"):
+        user_errors(handlers.search)(" ", sha, new_session())
+
+
 def test_agent_errors_show_as_readable_messages(handlers: Handlers, clip_mp4: Path) -> None:
     sha = _index(handlers, clip_mp4)["video"]
     with pytest.raises(gr.Error, match="model weights are missing") as caught:
@@ -276,9 +288,9 @@ def test_app_exposes_named_api_events_with_a_shared_model_queue(ctx: Context) ->
     ctx = ctx.replace(max_concurrent_jobs=2)
     demo = create_app(ctx, FakeService())
     named = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert set(named) == {"index", "ask", "report"}
-    for fn in named.values():
-        assert (fn.concurrency_limit, fn.concurrency_id) == (2, "model")
+    assert set(named) == {"index", "ask", "search", "report"}
+    for name in ("index", "ask", "report"):  # search needs no model beyond the embedder
+        assert (named[name].concurrency_limit, named[name].concurrency_id) == (2, "model")
     options = launch_options(ctx)
     assert options["max_file_size"] == ctx.max_upload_mb * 2**20
     assert all(Path(p).is_relative_to(ctx.home.resolve()) for p in options["allowed_paths"])

@@ -12,6 +12,8 @@ from PIL import Image
 
 from agent.context import Context
 from agent.errors import BehaviorAgentError
+from agent.index import ClipHit
+from agent.index.records import Retrieval
 from agent.state import Answer, Evidence
 from agent.video import probe, sample_frames
 from agent.web.files import playable, web_dir
@@ -51,6 +53,27 @@ class FakeService:
 
     def player_file(self, video: LibraryVideo, ctx: Context) -> Path:
         return playable(Path(video.path), video.sha256, ctx)
+
+    def search(self, video: LibraryVideo, text: str, ctx: Context) -> Retrieval:
+        """One moment, the evidence span inside its clip; nothing for "fireworks"."""
+        if "fireworks" in text:
+            return Retrieval(query=text, closest=[("thumbs_down", 0.3)])
+        start_s, end_s = self.evidence_span_s
+        hit = ClipHit(
+            score=0.03,
+            video=video.path,
+            sha256=video.sha256,
+            clip_id=0,
+            start_s=0.0,
+            end_s=video.duration_s,
+            caption="",
+            text="",
+            span_start_s=start_s,
+            span_end_s=end_s,
+            label="thumbs_up",
+            why=["classes", "texts"],
+        )
+        return Retrieval(query=text, hits=[hit])
 
     def ask(self, video, question, ctx, *, thread_id, on_event=None) -> Answer:
         self.asked.append((video.sha256, question, thread_id))

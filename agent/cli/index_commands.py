@@ -176,39 +176,53 @@ def _summary_line(path: Path, record, wall_s: float) -> str:
 def search_command(
     text: str = typer.Argument(..., help="What to look for, in plain words."),
     video: str = typer.Option(None, "--video", help="Only this video (path or sha256)."),
-    k: int = typer.Option(5, "--k", min=1, help="How many clips to return."),
-    start: str = typer.Option(None, "--start", help="Only clips after this time (s or mm:ss)."),
-    end: str = typer.Option(None, "--end", help="Only clips before this time (s or mm:ss)."),
+    k: int = typer.Option(5, "--k", min=1, help="How many moments to return."),
+    start: str = typer.Option(None, "--start", help="Only moments after this time (s or mm:ss)."),
+    end: str = typer.Option(None, "--end", help="Only moments before this time (s or mm:ss)."),
     label: list[str] = typer.Option(
-        None, "--label", help="Only clips with a detection of this label (repeatable)."
+        None, "--label", help="Only moments of this label (repeatable); the query's classes else."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Search the clip library by meaning; best clips first, with their detections."""
+    """Find the moments that match a query: best first, each with its clip and the span of the
+    detections that made it; "no matching moment" when nothing seen matches."""
     from agent.index import ClipIndex
+    from agent.knowledge import load_knowledge_base
 
     ctx = Context.from_env()
     with ClipIndex(ctx) as library:
-        hits = library.search(
+        found = library.retrieve(
             text,
             k,
+            kb=load_knowledge_base(),
             video=video,
             start_s=_time_option(start, "--start"),
             end_s=_time_option(end, "--end"),
             labels=label or None,
         )
     if as_json:
-        print_json({"query": text, "hits": [hit.model_dump() for hit in hits]})
+        print_json({**found.model_dump(), "no_match": found.no_match})
         return
-    if not hits:
-        typer.echo("no clips found (is anything indexed? see `behavior-agent library`)")
-    for rank, hit in enumerate(hits, start=1):
-        labels = ", ".join(sorted({d.label for d in hit.detections})) or "-"
+    if found.no_match:
+        typer.echo(_no_match_line(found))
+    for rank, hit in enumerate(found.hits, start=1):
+        what = hit.label.replace("_", " ") if hit.label else "clip"
         typer.echo(
-            f"{rank}. {hit.score:.3f}  {Path(hit.video).name}  "
-            f"{format_span(hit.start_s, hit.end_s, 1)}  [{labels}]"
+            f"{rank}. {Path(hit.video).name}  {format_span(hit.span_start_s, hit.span_end_s, 1)}"
+            f"  {what}  (clip {format_span(hit.start_s, hit.end_s, 1)}; "
+            f"{', '.join(hit.why)}; score {hit.score:.4f})"
         )
         typer.echo(f"   {hit.text[:160]}")
+
+
+def _no_match_line(found) -> str:
+    read_as = ", ".join(f"{c.replace('_', ' ')} {s:.2f}" for c, s in found.matched)
+    closest = ", ".join(f"{c.replace('_', ' ')} {s:.2f}" for c, s in found.closest)
+    return (
+        f"no matching moment for {found.query!r}"
+        + (f" (read as: {read_as})" if read_as else "")
+        + (f"; closest seen: {closest}" if closest else "; nothing indexed here was seen")
+    )
 
 
 def _time_option(value: str | None, name: str) -> float | None:

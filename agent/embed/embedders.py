@@ -172,8 +172,34 @@ class VisualEmbedder:
         self._device = device
         self._torch = torch
         self._lock = threading.Lock()
+        self._tokenizer = _text_tokenizer(source)
         probe = self.embed_frames(np.zeros((1, 32, 32, 3), np.uint8))
         self.dim = int(probe.shape[1])
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether the checkpoint has a tokenizer, so queries can be put in its space."""
+        return self._tokenizer is not None and hasattr(self._model, "get_text_features")
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) unit vectors of texts in the image space (CLIP/SigLIP text tower)."""
+        if not self.reads_text:
+            raise ConfigError(
+                f"'{self.name}' has no tokenizer, so a text query cannot be compared with its "
+                "key-frame vectors; point BEHAVIOR_AGENT_VISUAL_EMBED_MODEL at a checkpoint "
+                "folder that holds its tokenizer files too."
+            )
+        longest = getattr(
+            getattr(self._model.config, "text_config", None), "max_position_embeddings", 77
+        )
+        with self._lock, self._torch.inference_mode():
+            inputs = self._tokenizer(
+                list(texts), padding=True, truncation=True, max_length=longest, return_tensors="pt"
+            )
+            inputs = {k: v.to(self._device) for k, v in inputs.items()}
+            output = self._model.get_text_features(**inputs)
+            tensor = getattr(output, "pooler_output", output)
+            return l2_normalise(tensor.float().cpu().numpy())
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N, dim) unit vectors of RGB uint8 frames (N, H, W, 3)."""
@@ -241,6 +267,13 @@ class LazyEmbedder:
     def embed_clip(self, frames: np.ndarray) -> np.ndarray:
         return self.load().embed_clip(frames)
 
+    @property
+    def reads_text(self) -> bool:
+        return bool(getattr(self.load(), "reads_text", False))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        return self.load().embed_text(texts)
+
 
 _CACHE: dict[tuple[str, str, str], LazyEmbedder] = {}
 _CACHE_LOCK = threading.Lock()
@@ -265,6 +298,18 @@ def ensure_loaded(embedder) -> None:
         load()
 
 
+def _text_tokenizer(source: str):
+    """The checkpoint's tokenizer, or None for a folder that ships only the image side."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, TypeError):
+        return None
+    # Without tokenizer files transformers may still build one that knows only its specials.
+    return tokenizer if len(tokenizer) > len(set(tokenizer.all_special_tokens)) else None
+
+
 def _visual_embedder(model: str, device: str) -> VisualEmbedder:
     return VisualEmbedder(model, _torch_device(device))
 
@@ -277,10 +322,13 @@ def _cached(kind: str, model: str, device: str, factory) -> LazyEmbedder:
         return _CACHE[key]
 
 
-def build_tiny_clip(folder: str | Path) -> Path:
-    """Save a randomly initialised, tiny CLIP (model + image processor) for tests and demos."""
+def build_tiny_clip(folder: str | Path, tokenizer: bool = False) -> Path:
+    """Save a randomly initialised, tiny CLIP (model + image processor, and with `tokenizer` a
+    letter-level CLIP tokenizer, so it reads text too) for tests and demos."""
+    import json
+
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
     folder = Path(folder)
     torch.manual_seed(0)
@@ -291,6 +339,10 @@ def build_tiny_clip(folder: str | Path) -> Path:
             "num_attention_heads": 2,
             "vocab_size": 64,
             "max_position_embeddings": 16,
+            # Inside the tiny vocabulary (the defaults are the real CLIP's ids).
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
         },
         vision_config={**layers, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
         projection_dim=12,
@@ -299,4 +351,13 @@ def build_tiny_clip(folder: str | Path) -> Path:
     CLIPImageProcessor(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     ).save_pretrained(folder)
+    if tokenizer:
+        # Letters alone (no merges): 2 special + 52 letter tokens fit the 64-token vocabulary.
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        tokens = ["<|startoftext|>", "<|endoftext|>", *letters, *(c + "</w>" for c in letters)]
+        (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+        (folder / "merges.txt").write_text("#version: 0.2\n")
+        CLIPTokenizer(
+            str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16
+        ).save_pretrained(folder)
     return folder

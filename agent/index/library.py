@@ -75,6 +75,7 @@ class ClipIndex(ClipSearch):
             new_ids = self._insert_clips(conn, payload)
             self._insert_detections(conn, info.sha256, payload.detections)
             self._insert_objects(conn, info.sha256, payload.objects)
+            self._insert_things(conn, payload)
             conn.execute(
                 "UPDATE videos SET duration_s=?, fps=?, frame_count=?, width=?, height=?, "
                 "settings=?, status='complete', clip_count=?, detection_count=?, indexed_at=?, "
@@ -177,6 +178,22 @@ class ClipIndex(ClipSearch):
                 for d in detections
             ],
         )
+
+    def _insert_things(self, conn: sqlite3.Connection, payload: VideoPayload) -> None:
+        """The one-thing texts and their vectors (shared by every video that saw the thing)."""
+        for space, vectors in payload.thing_vectors.items():
+            if len(vectors) != len(payload.things):
+                raise ValueError(
+                    f"{space}: {len(vectors)} vectors for {len(payload.things)} things"
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO thing_vectors (space, kind, label_key, label, text, "
+                "vector) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (space, kind, label_key(label), label, text, l2_normalise(v)[0].tobytes())
+                    for (kind, label, text), v in zip(payload.things, vectors, strict=True)
+                ],
+            )
 
     def _insert_objects(
         self, conn: sqlite3.Connection, sha: str, sightings: Iterable[ObjectSighting]

@@ -45,7 +45,14 @@ class ClipRecord(Clip):
 
 
 class ClipHit(Record):
-    """One search result, best first; `score` is cosine similarity (higher is closer)."""
+    """One search result, best first: a clip, and the span inside it of the evidence that made
+    the hit (`span_start_s`/`span_end_s`; the whole clip when no detection did).
+
+    `score` is cosine similarity for a plain vector search (`ClipSearch.search`), and the
+    reciprocal-rank-fusion score for hybrid search (`agent.index.hybrid`); higher is closer
+    either way. `label` is the class (or object) whose detections made the hit, if any;
+    `why` says which rankings found it.
+    """
 
     score: float
     video: str
@@ -56,6 +63,32 @@ class ClipHit(Record):
     caption: str
     text: str
     detections: list[Detection] = []
+    span_start_s: float | None = None
+    span_end_s: float | None = None
+    label: str | None = None
+    why: list[str] = []
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.span_start_s is None:
+            self.span_start_s = self.start_s
+        if self.span_end_s is None:
+            self.span_end_s = self.end_s
+
+
+class Retrieval(Record):
+    """What hybrid search found for a query: the hits, best first, or none ("no matching
+    moment"), with the classes the query was read as and the labels seen nearest to it."""
+
+    query: str
+    hits: list[ClipHit] = []
+    # Knowledge-base classes the query names (id, match score), best first.
+    matched: list[tuple[str, float]] = []
+    # Labels seen in the searched scope nearest to the query (label, similarity), best first.
+    closest: list[tuple[str, float]] = []
+
+    @property
+    def no_match(self) -> bool:
+        return not self.hits
 
 
 @dataclass
@@ -73,3 +106,7 @@ class VideoPayload:
     wall_s: float = 0.0
     # What the object detector saw (agent.perception.sightings), boxes included.
     objects: list[ObjectSighting] = field(default_factory=list)
+    # One text per thing seen, (kind, label, text) (agent.indexing.texts.thing_texts), and
+    # per space their (len(things), dim) unit vectors.
+    things: list[tuple[str, str, str]] = field(default_factory=list)
+    thing_vectors: dict[str, np.ndarray] = field(default_factory=dict)

@@ -1,5 +1,5 @@
-"""Search over the clip library: by text, by vector or by example clip, within filters on
-video, time span and detected labels."""
+"""Search over the clip library: moments by hybrid search (`retrieve`), clips by text, by
+vector or by example clip, within filters on video, time span and detected labels."""
 
 import os
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from agent.context import Context
 from agent.embed import l2_normalise
 from agent.errors import BehaviorAgentError
 from agent.events import label_key, spans_overlap
-from agent.index.records import ClipHit
+from agent.index.records import ClipHit, Retrieval
 from agent.index.vectors import VectorSpaces, text_space, visual_space
 from agent.state import Detection
 
@@ -64,6 +64,29 @@ class ClipSearch(VectorSpaces):
             end_s=end_s,
             labels=labels,
         )
+
+    def retrieve(
+        self,
+        text: str,
+        k: int | None = None,
+        *,
+        kb,
+        video: str | os.PathLike | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        labels: Sequence[str] | None = None,
+        visual_embedder=None,
+    ) -> Retrieval:
+        """The moments matching `text`, read through the knowledge base `kb` (hybrid search,
+        `agent.index.hybrid`); no hits means "no matching moment". The visual model of
+        `ctx.visual_embed_model` joins in unless another `visual_embedder` is given."""
+        from agent.embed import load_visual_embedder
+        from agent.index.hybrid import HybridSearch
+
+        if visual_embedder is None:
+            visual_embedder = load_visual_embedder(self.ctx)
+        search = HybridSearch(self, kb, visual_embedder)
+        return search.retrieve(text, k, video=video, start_s=start_s, end_s=end_s, labels=labels)
 
     def similar(
         self,
@@ -185,6 +208,10 @@ class ClipSearch(VectorSpaces):
         return [r["id"] for r in self._conn().execute(sql, args)]
 
     def _hits(self, pairs: list[tuple[float, int]]) -> list[ClipHit]:
+        return [hit for _, hit in self._hits_by_rowid(pairs)]
+
+    def _hits_by_rowid(self, pairs: list[tuple[float, int]]) -> list[tuple[int, ClipHit]]:
+        """(clip rowid, hit) for (score, clip rowid) pairs, in their order."""
         if not pairs:
             return []
         conn = self._conn()
@@ -211,16 +238,19 @@ class ClipSearch(VectorSpaces):
                 if spans_overlap(d.start_s, d.end_s, row["start_s"], row["end_s"])
             ]
             hits.append(
-                ClipHit(
-                    score=score,
-                    video=row["path"],
-                    sha256=row["sha256"],
-                    clip_id=row["clip_id"],
-                    start_s=row["start_s"],
-                    end_s=row["end_s"],
-                    caption=row["caption"] or "",
-                    text=row["text"] or "",
-                    detections=inside,
+                (
+                    rowid,
+                    ClipHit(
+                        score=score,
+                        video=row["path"],
+                        sha256=row["sha256"],
+                        clip_id=row["clip_id"],
+                        start_s=row["start_s"],
+                        end_s=row["end_s"],
+                        caption=row["caption"] or "",
+                        text=row["text"] or "",
+                        detections=inside,
+                    ),
                 )
             )
         return hits

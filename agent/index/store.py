@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS vectors (
 CREATE TABLE IF NOT EXISTS spaces (
     name TEXT PRIMARY KEY, dim INTEGER NOT NULL, generation INTEGER NOT NULL,
     model_version TEXT);
+-- One vector per text that names ONE thing seen (a detected class, an object), per space:
+-- what hybrid search (agent.index.hybrid) compares a query with. Shared by every video that
+-- saw the thing, and kept when videos go (one row per label: a few hundred at most).
+CREATE TABLE IF NOT EXISTS thing_vectors (
+    space TEXT NOT NULL, kind TEXT NOT NULL, label_key TEXT NOT NULL, label TEXT NOT NULL,
+    text TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (space, kind, label_key));
 CREATE TABLE IF NOT EXISTS caption_cache (
     sha256 TEXT NOT NULL, settings_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
     caption TEXT NOT NULL, data TEXT, PRIMARY KEY (sha256, settings_key, start_s, end_s));

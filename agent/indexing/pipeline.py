@@ -32,7 +32,7 @@ from agent.indexing.stretches import (
     plan_key,
     plan_stretches,
 )
-from agent.indexing.texts import caption_of, clip_text, vlm_detections
+from agent.indexing.texts import caption_of, clip_text, thing_texts, vlm_detections
 from agent.state import Clip, Detection, ObjectSighting
 from agent.video import (
     is_image,
@@ -219,7 +219,14 @@ def _index(
         for clip, caption in zip(clips, captions, strict=True)
     ]
     report("embed", 0, len(clips), "embedding clip texts")
-    vectors = {text_space(embedder.name): (embedder.version, embedder.embed(texts))}
+    # A caption is embedded alone (one description of the clip), not blended with the events,
+    # which hybrid search reads one thing at a time from the detections and `things`.
+    embedded = [caption or text for caption, text in zip(captions, texts, strict=True)]
+    vectors = {text_space(embedder.name): (embedder.version, embedder.embed(embedded))}
+    things = thing_texts(detections, objects, kb)
+    thing_vectors = (
+        {text_space(embedder.name): embedder.embed([t for _, _, t in things])} if things else {}
+    )
     if visual_embedder is not None:
         space = visual_space_name(visual_embedder.name)
         vectors[space] = (
@@ -239,6 +246,8 @@ def _index(
             vectors,
             report.elapsed_s,
             objects=objects,
+            things=things,
+            thing_vectors=thing_vectors,
         )
     )
     report("done", 1, 1, f"{path.name}: {len(clips)} clips, {len(detections)} detections")

@@ -16,7 +16,7 @@ from agent.provenance import (
     vlm_model_id,
 )
 
-INDEX_FORMAT = 2  # bump when the clip text or stored layout changes (forces re-indexing)
+INDEX_FORMAT = 3  # bump when the clip text or stored layout changes (forces re-indexing)
 # Settings that change what indexing produces; a change to any of these re-indexes a video.
 PERCEPTION_SETTINGS = (
     "sample_fps",

@@ -1,5 +1,6 @@
 """The words of the index: captions from VLM replies, detections from the classes a VLM named,
-and the clip text that gets embedded (detected events with their times, then the caption)."""
+the clip text shown with a hit (detected events with their times, then the caption), and the
+texts that name one thing seen each (a class, an object), which hybrid search compares with."""
 
 from agent.events import label_key
 from agent.state import Clip, Detection, ObjectSighting
@@ -109,6 +110,28 @@ def clip_text(
     return " ".join(sentences)
 
 
+def thing_texts(
+    detections: list[Detection], objects: list[ObjectSighting], kb=None
+) -> list[tuple[str, str, str]]:
+    """(kind, label, text) for each class detected and each object seen, once each.
+
+    One text names one thing ("Happiness (happy, smiling, joy) facial expression"), so a
+    query's words meet that thing alone, never a blend of everything seen in a clip.
+    """
+    things: dict[tuple[str, str], tuple[str, str]] = {}
+    for d in detections:
+        name, synonyms = _names(d.label, kb, most=5)
+        also = f" ({', '.join(synonyms)})" if synonyms else ""
+        text = f"{name}{also} {_NOUNS.get(d.kind, d.kind)}"
+        things.setdefault((d.kind, label_key(d.label)), (d.label, text))
+    for sighting in objects:
+        if sighting.label != "person":  # people are everywhere; the classes say what they do
+            key = ("object", label_key(sighting.label))
+            name = sighting.label.replace("_", " ")
+            things.setdefault(key, (sighting.label, f"{name} in view"))
+    return [(kind, label, text) for (kind, _), (label, text) in things.items()]
+
+
 def _objects_sentence(objects: list[ObjectSighting]) -> str:
     """ "In view: cup (up to 2), cell phone, people, up to 4 at once." (most seen first)."""
     most: dict[str, int] = {}
@@ -128,15 +151,17 @@ def _event_sentence(kind: str, label: str, found: list[Detection], clip: Clip, k
     found = sorted(found, key=lambda d: d.start_s)
     times = [_when(d, clip) for d in found[:3]]
     more = f" and {len(found) - 3} more times" if len(found) > 3 else ""
-    noun = {"emotion": "facial expression", "gesture": "gesture", "action": "action"}[kind]
-    return f"{name}{also} {noun} {', '.join(times)}{more}."
+    return f"{name}{also} {_NOUNS[kind]} {', '.join(times)}{more}."
 
 
-def _names(label: str, kb) -> tuple[str, list[str]]:
+_NOUNS = {"emotion": "facial expression", "gesture": "gesture", "action": "action"}
+
+
+def _names(label: str, kb, most: int = 3) -> tuple[str, list[str]]:
     """Display name and a few synonyms from the knowledge base (the label itself otherwise)."""
     if kb is not None and label in kb:
         item = kb.get(label)
-        synonyms = [s for s in item.synonyms if s.lower() != item.name.lower()][:3]
+        synonyms = [s for s in item.synonyms if s.lower() != item.name.lower()][:most]
         return item.name, synonyms
     return label.replace("_", " "), []
 

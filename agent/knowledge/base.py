@@ -101,10 +101,13 @@ class KnowledgeBase:
             self.embedder = default_embedder()
         return np.asarray(self.embedder.embed(texts), dtype=np.float32)
 
-    def _embedding_scores(self, texts: list[str]) -> list[dict[str, float]]:
+    def _embedding_scores(
+        self, texts: list[str], embedded: np.ndarray | None = None
+    ) -> list[dict[str, float]]:
         """Per text: {class id: best cosine similarity over the class's name and synonyms}."""
         vectors, owners = self._embedding_index()
-        similarities = self._embed(texts) @ vectors.T
+        queries = self._embed(texts) if embedded is None else np.asarray(embedded, np.float32)
+        similarities = queries @ vectors.T
         owner_index = {cid: [i for i, o in enumerate(owners) if o == cid] for cid in self._classes}
         return [
             {cid: float(row[idx].max()) for cid, idx in owner_index.items() if idx}
@@ -112,16 +115,24 @@ class KnowledgeBase:
         ]
 
     def match(
-        self, text: str, k: int = 5, kinds: list[Kind] | tuple[Kind, ...] | None = None
+        self,
+        text: str,
+        k: int = 5,
+        kinds: list[Kind] | tuple[Kind, ...] | None = None,
+        vector: np.ndarray | None = None,
     ) -> list[ClassMatch]:
         """The `k` classes `text` most likely refers to, best first (score in [0, 1]).
 
         A synonym (or the class name, id or a dataset label) found in the text scores about
         0.7-1.0, more when it covers more of the text; otherwise the score is the best cosine
         similarity between the text and the class's name or synonyms (MiniLM), so paraphrases
-        such as "keeps rubbing her scalp" still find head_scratch.
+        such as "keeps rubbing her scalp" still find head_scratch. `vector` is the text's
+        embedding by this knowledge base's embedder, when the caller already has it.
         """
-        return self.match_many([text], k=k, kinds=kinds)[0]
+        if vector is None or not text.strip():
+            return self.match_many([text], k=k, kinds=kinds)[0]
+        semantic = self._embedding_scores([text], np.reshape(vector, (1, -1)))[0]
+        return rank(self._classes.values(), text, semantic, k, kinds)
 
     def match_many(
         self, texts: list[str], k: int = 5, kinds: list[Kind] | tuple[Kind, ...] | None = None

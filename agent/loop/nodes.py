@@ -204,13 +204,7 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     detections, note = only_subject(detections, the_plan)
     if note and note not in notes:
         notes.append(note)
-    hits = deps.index.search(
-        state.get("query") or the_plan.query,
-        deps.ctx.top_k,
-        video=video["sha256"],
-        start_s=window["start_s"],
-        end_s=window["end_s"],
-    )
+    hits = _search(deps, state.get("query") or the_plan.query, the_plan, video, window)
     hit_dicts = [hit_dict(h) for h in hits]
     line = (
         f"pass {step}: {len(detections)} detection(s) of {sorted(labels) or 'any class'}, "
@@ -225,6 +219,16 @@ def retrieve(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
         "notes": notes,
         "trace": [*state.get("trace", []), line],
     }
+
+
+def _search(deps: AgentDeps, query: str, the_plan: Plan, video, window) -> list[Any]:
+    """A question that names classes gets the moments of those classes (hybrid search: none
+    when nothing seen matches); an open one ("what happens?") the clips whose texts read
+    closest to it, for the model to look at and the captions to answer from."""
+    where = {"video": video["sha256"], "start_s": window["start_s"], "end_s": window["end_s"]}
+    if not the_plan.targets:
+        return deps.index.search(query, deps.ctx.top_k, **where)
+    return deps.index.retrieve(query, deps.ctx.top_k, kb=deps.kb, **where).hits
 
 
 # --- inspect ----------------------------------------------------------------------------------

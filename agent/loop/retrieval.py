@@ -14,11 +14,17 @@ def as_dict(record: Any) -> dict[str, Any]:
 
 
 def hit_dict(hit: Any) -> dict[str, Any]:
-    """The plain part of a search hit (detections are re-read from the index by label)."""
+    """The plain part of a search hit (detections are re-read from the index by label), with
+    the span of the evidence inside its clip."""
+    span_start_s = getattr(hit, "span_start_s", None)
+    span_end_s = getattr(hit, "span_end_s", None)
     return {
         "clip_id": int(hit.clip_id),
         "start_s": float(hit.start_s),
         "end_s": float(hit.end_s),
+        "span_start_s": float(hit.start_s if span_start_s is None else span_start_s),
+        "span_end_s": float(hit.end_s if span_end_s is None else span_end_s),
+        "label": getattr(hit, "label", None),
         "score": float(hit.score),
         "caption": str(getattr(hit, "caption", "") or ""),
     }

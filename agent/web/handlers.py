@@ -182,6 +182,14 @@ class Handlers:
         session["chats"][video.sha256] = chat + steps.messages(finished=True) + [reply]
         yield session["chats"][video.sha256], "", answer.model_dump(), session
 
+    def search(self, text: str, video: str | None, session: dict[str, Any]) -> str:
+        """The moments of the selected video that match `text`, each a link that plays it."""
+        text = (text or "").strip()
+        if not text:
+            raise gr.Error("Type what to look for, e.g. 'smiling' or 'thumbs up'.")
+        ctx = self.ctx_for(session)
+        return render.search_html(self.service.search(self.video_for(video, ctx), text, ctx))
+
     def _run_agent(self, video: LibraryVideo, question: str, ctx: Context, thread_id: str):
         """The agent's events as they come, then its Answer (it runs in a worker thread)."""
         events: queue.Queue = queue.Queue()

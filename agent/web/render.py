@@ -66,6 +66,23 @@ def evidence_card(item: Evidence, thumbnail: Path | None) -> str:
     )
 
 
+def search_html(found) -> str:
+    """Search hits (an `agent.index.Retrieval`) as rows whose time link plays the span of the
+    evidence; "no matching moment" with the closest labels seen when there is none."""
+    if not found.hits:
+        near = ", ".join(f"{html.escape(c.replace('_', ' '))}" for c, _ in found.closest)
+        seen = f" Closest seen: {near}." if near else ""
+        return f'<p class="ba-muted ba-no-match">No matching moment for this query.{seen}</p>'
+    rows = "".join(
+        f"<tr><td>{seek_link(h.span_start_s, h.span_end_s)}</td>"
+        f"<td>{html.escape((h.label or 'clip').replace('_', ' '))}</td>"
+        f"<td>{format_span(h.start_s, h.end_s)}</td><td>{html.escape(', '.join(h.why))}</td></tr>"
+        for h in found.hits
+    )
+    head = "<tr><th>Moment</th><th>Label</th><th>Clip</th><th>Found by</th></tr>"
+    return f'<table class="ba-table ba-hits"><thead>{head}</thead><tbody>{rows}</tbody></table>'
+
+
 def library_html(videos: Iterable[LibraryVideo]) -> str:
     """The indexed videos as a table (name, duration, clips, detections, backend)."""
     rows = "".join(

@@ -81,6 +81,11 @@ class WebService:
         """The agent's answer with evidence; follow-ups share `thread_id`."""
         return self.agent(ctx).ask(video.path, question, thread_id=thread_id, on_event=on_event)
 
+    def search(self, video: LibraryVideo, text: str, ctx: Context) -> Any:
+        """The moments of one video matching `text` (`agent.index.hybrid`; a `Retrieval`)."""
+        agent = self.agent(ctx)
+        return agent.index.retrieve(text, ctx.top_k, kb=agent.kb, video=video.sha256)
+
     def trace(self, thread_id: str, ctx: Context) -> list[str]:
         """What the agent did in the last turn of a thread (plan, passes, verification)."""
         return self.agent(ctx).trace(thread_id)

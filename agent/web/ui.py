@@ -1,7 +1,8 @@
-"""The page: a video player beside Library, Ask, Timeline, Report and Settings tabs.
+"""The page: a video player beside Library, Ask, Search, Timeline, Report and Settings tabs.
 
 Public API events (for `gradio_client`): `/index` (upload → indexed video), `/ask`
-(question, video → chat, answer with evidence) and `/report` (video, format → file).
+(question, video → chat, answer with evidence), `/search` (query, video → moments as links
+that play them) and `/report` (video, format → file).
 """
 
 from types import SimpleNamespace
@@ -40,6 +41,8 @@ def build_app(ctx: Context, service: Any) -> gr.Blocks:
                     _library_tab(ui, ctx)
                 with gr.Tab("Ask", id="ask"):
                     _ask_tab(ui)
+                with gr.Tab("Search", id="search"):
+                    _search_tab(ui)
                 with gr.Tab("Timeline", id="timeline"):
                     _timeline_tab(ui)
                 with gr.Tab("Report", id="report"):
@@ -106,6 +109,19 @@ def _ask_tab(ui: SimpleNamespace) -> None:
         ui.reset = gr.Button("New conversation", scale=2, size="md")
     gr.Examples(EXAMPLES, inputs=ui.question, label="Try")
     ui.answer = gr.JSON(visible=False, label="Answer")
+
+
+def _search_tab(ui: SimpleNamespace) -> None:
+    ui.search_text = gr.Textbox(
+        show_label=False,
+        label="Search",
+        placeholder="Find moments in the video, e.g. smiling, thumbs up, walking…",
+        elem_id="ba-search",
+        submit_btn="Search",
+    )
+    ui.search_hits = gr.HTML(
+        '<p class="ba-muted">Each moment found is a link that plays it.</p>', elem_id="ba-hits"
+    )
 
 
 def _timeline_tab(ui: SimpleNamespace) -> None:
@@ -203,6 +219,13 @@ def _wire(demo: gr.Blocks, ui: SimpleNamespace, handlers: Handlers, ctx: Context
         api_name="ask",
         show_progress="minimal",
         **model_jobs,
+    )
+    ui.search_text.submit(
+        user_errors(handlers.search),
+        inputs=[ui.search_text, ui.picker, ui.session],
+        outputs=ui.search_hits,
+        api_name="search",
+        show_progress="minimal",
     )
     ui.reset.click(
         user_errors(handlers.new_conversation),
