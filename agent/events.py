@@ -90,6 +90,10 @@ class Event(Record):
     confidence: float
     peak_confidence: float
     strength: float
+    # The duration-weighted mean confidence of the perception detections alone: what was
+    # measured. None when only a VLM named the behavior (its detections carry a ranking weight,
+    # not a measurement), so no answer shows a number nothing measured.
+    measured_confidence: float | None = None
     # Distinct cue texts, the most confident detection's first.
     cues: list[str] = []
     # The box of the most confident detection that has one.
@@ -146,6 +150,8 @@ def _event(run: list[Detection]) -> Event:
     strength = sum(w * d.confidence for w, d in zip(weights, run, strict=True))
     best = max(run, key=lambda d: (d.confidence, d.bbox is not None))
     with_box = [d for d in run if d.bbox is not None]
+    measured = [(w, d) for w, d in zip(weights, run, strict=True) if d.source != "vlm"]
+    measured_s = sum(w for w, _ in measured)
     return Event(
         kind=run[0].kind,
         label=run[0].label,
@@ -155,6 +161,9 @@ def _event(run: list[Detection]) -> Event:
         confidence=round(strength / sum(weights), 3),
         peak_confidence=round(best.confidence, 3),
         strength=round(strength, 4),
+        measured_confidence=(
+            round(sum(w * d.confidence for w, d in measured) / measured_s, 3) if measured else None
+        ),
         cues=_distinct_cues(run),
         bbox=max(with_box, key=lambda d: d.confidence).bbox if with_box else None,
         sources=sorted({d.source for d in run}),

@@ -179,11 +179,26 @@ def installed_model_records(models_dir: Path) -> list[tuple[Path, dict | None]]:
     return found
 
 
+def has_model_file(folder: Path, record: dict | None) -> bool:
+    """Whether the weights file a model record names is there to load."""
+    model_file = (record or {}).get("model_file")
+    return isinstance(model_file, str) and bool(model_file) and (folder / model_file).is_file()
+
+
 def installed_learned_models(models_dir: Path) -> list[ModelEntry]:
-    """The learned models installed under `models_dir`, read from their provenance.json files
-    (no model is loaded); an unreadable record is skipped with a warning."""
+    """The learned models installed under `models_dir` whose weights file is there, read from
+    their provenance.json files (no model is loaded). A record that cannot be read, or whose
+    weights are missing, names no model and is skipped with a warning."""
     entries = []
     for folder, record in installed_model_records(models_dir):
+        if record is not None and not has_model_file(folder, record):
+            log.warning(
+                "model %s: its weights file %s is missing; reinstall with "
+                "`behavior-agent models install --force`",
+                folder.name,
+                folder / str(record.get("model_file", "")),
+            )
+            continue
         try:
             entries.append(learned_model_entry(record or {}))
         except (KeyError, TypeError, ValueError) as error:

@@ -78,7 +78,8 @@ class Evidence(Record):
     end_s: float
     kind: str
     label: str
-    confidence: float
+    # What perception measured (calibrated); None when nothing measured it (a VLM's word).
+    confidence: float | None = None
     rationale: str
     clip_id: int | None = None
 

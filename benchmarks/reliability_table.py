@@ -1,7 +1,10 @@
-"""Confidence calibration: fit it on the labelled development set, and publish how reliable it is.
+"""Confidence calibration on the posed development set (devset.yaml), leave-one-file-out.
 
     python benchmarks/reliability_table.py          # the reliability tables (no file written)
-    python benchmarks/reliability_table.py --fit    # also rewrite agent/perception/calibration.yaml
+
+The shipped calibration (points, thresholds, switches) is fitted on the everyday footage and
+the shared media by `benchmarks/wild_eval.py --fit --write`; this script measures the same
+kind of fit on the posed media alone.
 
 Every development file (devset.yaml) is perceived once with raw rule scores
 (`calibrate_confidence=False`). Each detection of an annotated kind is right or wrong. The fit
@@ -20,7 +23,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
 from devset import load_devset  # benchmarks/ is the script's folder
 
 from agent.context import Context
@@ -30,7 +32,6 @@ from agent.perception.calibration import Outcome, fit_points, map_score, reliabi
 from agent.perception.capabilities import capability
 from agent.perception.runner import perceive_path
 
-CALIBRATION = Path(__file__).resolve().parents[1] / "agent" / "perception" / "calibration.yaml"
 SCORE_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 REPORT_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 # A rule's classes are switched off when at least this many of its development detections
@@ -117,8 +118,7 @@ def print_table(title: str, scored: list[tuple[str, float, bool]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fit", action="store_true", help="rewrite calibration.yaml")
-    args = parser.parse_args()
+    parser.parse_args()
     ctx = Context.from_env()
     kb = load_knowledge_base()
     with tempfile.TemporaryDirectory() as scratch:
@@ -136,16 +136,6 @@ def main() -> None:
     raw = [(kind, min(1.0, o.raw), o.right) for _, kind, _, o in rows]
     print_table("raw rule scores (before calibration)", raw)
     print_table("calibrated, leave-one-file-out", leave_one_file_out(rows, kb))
-    if args.fit:
-        header = (
-            "# Confidence calibration of the perception rules, fitted by\n"
-            "# `python benchmarks/reliability_table.py --fit` on benchmarks/devset.yaml\n"
-            f"# ({len(rows)} scored detections). Do not edit by hand: refit.\n"
-        )
-        CALIBRATION.write_text(
-            header + yaml.safe_dump(calibration, sort_keys=True, width=100), encoding="utf-8"
-        )
-        print(f"\nwrote {CALIBRATION}")
 
 
 if __name__ == "__main__":

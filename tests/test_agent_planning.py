@@ -151,13 +151,35 @@ def test_how_long_is_a_duration_question(kb):
     assert plan.wants_duration and plan.targets == ["happy"] and plan.follow_up is None
 
 
-def test_refine_plan_accepts_valid_json_and_drops_unknown_ids(kb):
+def test_refine_plan_accepts_valid_json_and_keeps_the_asked_targets(kb):
     rule = plan_question("When does she give a thumbs up?", kb)
     refined, note = refine_plan(
         rule, {"targets": ["thumbs_up", "made_up"], "occurrence": "last"}, set(kb.ids())
     )
     assert refined.source == "vlm" and refined.occurrence == "last"
     assert refined.targets == ["thumbs_up"] and "refined" in note
+
+
+@pytest.mark.parametrize(
+    ("question", "data", "ignored"),
+    [
+        ("Is she happy?", {"targets": ["sad"]}, "targets"),
+        ("Is she happy?", {"start_s": 40.0, "end_s": 55.0}, "start_s, end_s"),
+        ("Does she wave between 0:05 and 0:10?", {"start_s": 40.0, "end_s": 55.0}, "start_s"),
+        ("Does she wave at 0:20?", {"at_s": 45.0}, "at_s"),
+        ("When does she wave?", {"question_type": "yes_no", "occurrence": "last"}, "question"),
+    ],
+)
+def test_refine_plan_never_changes_what_was_asked_or_where(kb, question, data, ignored):
+    # The model may add detail (occurrence, onset, a search text); the targets, window and
+    # question type are the question's own: a reply that turns happy into sad, or names a
+    # window the question did not, is not followed.
+    rule = plan_question(question, kb)
+    refined, note = refine_plan(rule, {**data, "query": "a better search text"}, set(kb.ids()))
+    asked = ("question_type", "targets", "start_s", "end_s", "at_s", "anchor", "subject")
+    assert [getattr(refined, f) for f in asked] == [getattr(rule, f) for f in asked]
+    assert refined.query == "a better search text" and refined.source == "vlm"
+    assert ignored in note and "ignored" in note
 
 
 @pytest.mark.parametrize(

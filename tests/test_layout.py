@@ -178,6 +178,7 @@ TOP_LEVEL = {
     "agent.quiet",
     "agent.resources",
     "agent.state",
+    "agent.time_phrases",
     "agent.timefmt",
     "agent.video",
 }

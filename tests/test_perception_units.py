@@ -135,9 +135,13 @@ def test_exclusive_keeps_best_label_per_frame():
 
 
 def test_head_oscillation_detects_nod_not_turn():
-    def track(pitch, yaw):
+    def track(pitch, yaw, face_width=0.2):
         frames = [
-            FrameFeatures(time_s=i * 0.25, head={"pitch": p, "yaw": y, "roll": 0.0, "gaze_x": 0.0})
+            FrameFeatures(
+                time_s=i * 0.25,
+                face_box=[0.4, 0.2, face_width, face_width],
+                head={"pitch": p, "yaw": y, "roll": 0.0, "gaze_x": 0.0},
+            )
             for i, (p, y) in enumerate(zip(pitch, yaw, strict=True))
         ]
         return Track(frames, [{}] * len(frames), 0.25)
@@ -147,6 +151,10 @@ def test_head_oscillation_detects_nod_not_turn():
     assert np.nanmax(head_oscillation(track(nod, [0] * 10), params).scores) > 0.9
     turn = list(range(0, 50, 5))  # one slow turn: no reversals
     assert np.nanmax(head_oscillation(track(turn, [0] * 10), params).scores) == 0.0
+    # The same bobbing of a head turned away (a dancer in profile) or of a face too small to
+    # read is no nod: a nod is made to someone.
+    assert np.nanmax(head_oscillation(track(nod, [60] * 10), params).scores) == 0.0
+    assert np.nanmax(head_oscillation(track(nod, [0] * 10, 0.03), params).scores) == 0.0
 
 
 @pytest.mark.parametrize(

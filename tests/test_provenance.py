@@ -136,7 +136,10 @@ def test_predictors_and_reports_carry_the_registered_models(expression_model, tm
     assert "abababababababab" in page  # the first 16 hex digits of its sha256
 
 
-def write_installed_record(models_dir: Path, model_id: str, **changes) -> None:
+def write_installed_record(
+    models_dir: Path, model_id: str, weights: bool = True, **changes
+) -> None:
+    """What `models install` leaves: provenance.json, and the weights file unless not `weights`."""
     record = {
         "id": model_id,
         "task": "objects",
@@ -151,6 +154,8 @@ def write_installed_record(models_dir: Path, model_id: str, **changes) -> None:
     }
     (models_dir / model_id).mkdir(parents=True)
     (models_dir / model_id / "provenance.json").write_text(json.dumps(record), "utf-8")
+    if weights:
+        (models_dir / model_id / record["model_file"]).write_bytes(b"weights")
 
 
 def test_installed_learned_models_are_named_before_they_load(tmp_path, caplog):
@@ -178,6 +183,20 @@ def test_installed_learned_models_are_named_before_they_load(tmp_path, caplog):
     off = Context(home=tmp_path / "home", models_dir=models_dir, learned_models=False)
     assert model_provenance(None, off).model("objects") is None
     assert model_provenance().model("objects") is None
+
+
+def test_a_model_whose_weights_are_missing_is_not_named(tmp_path, caplog):
+    # Provenance names only what ran, or is installed and loadable: a record without its
+    # weights file (deleted, or an interrupted install) is no model that made a result.
+    models_dir = tmp_path / "models"
+    write_installed_record(models_dir, "objects_a")
+    write_installed_record(models_dir, "expression_b", weights=False, task="expression")
+    ctx = Context(home=tmp_path / "home", models_dir=models_dir)
+    with caplog.at_level("WARNING", logger="agent.provenance"):
+        record = model_provenance(None, ctx)
+    assert [m.name for m in record.models if m.role != "landmarks"] == ["objects_a detector"]
+    assert record.model("expression") is None
+    assert "expression_b" in caplog.text and "model.onnx is missing" in caplog.text
 
 
 def test_a_loaded_model_replaces_its_installed_entry(tmp_path):

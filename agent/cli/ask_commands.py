@@ -109,5 +109,10 @@ def _print_evidence(evidence: list, title: str) -> None:
         )
         typer.echo(
             f"{number:>2}  {format_clock(item.start_s, 1):>7}  {format_clock(item.end_s, 1):>7}  "
-            f"{item.kind:<8} {item.label:<16} {item.confidence:>5.2f}  {why}"
+            f"{item.kind:<8} {item.label:<16} {confidence_text(item.confidence):>5}  {why}"
         )
+
+
+def confidence_text(confidence: float | None) -> str:
+    """`0.82`, or `-` where nothing measured the evidence (a VLM named it)."""
+    return "-" if confidence is None else f"{confidence:.2f}"

@@ -269,7 +269,7 @@ def library_command(
         f"{'sha256':<12}  {'duration':>8}  {'clips':>5}  {'dets':>5}  {'backend':<11}  video"
     )
     for v in videos:
-        status = "" if v.status == "complete" else "  (interrupted; re-run index)"
+        status = "" if v.status == "complete" else _unfinished(v)
         typer.echo(
             f"{v.sha256[:12]}  {format_clock(v.duration_s, 1):>8}  {v.clip_count:>5}  "
             f"{v.detection_count:>5}  {v.settings.get('backend', '?'):<11}  {v.path}{status}"
@@ -278,6 +278,14 @@ def library_command(
         f"{name}: {s['vectors']} ({s['index']})" for name, s in stats["spaces"].items()
     )
     typer.echo(f"{len(videos)} videos, {stats['clips']} clips; vectors {kinds or 'none'}")
+
+
+def _unfinished(video) -> str:
+    done = format_clock(video.checkpointed_s or 0.0)
+    return (
+        f"  (indexing or interrupted: {done} of {format_clock(video.duration_s)} done; "
+        "`behavior-agent index` resumes it)"
+    )
 
 
 @library_app.command("objects")

@@ -27,6 +27,9 @@ class VideoRecord(Record):
     detection_count: int = 0
     indexed_at: float | None = None
     index_wall_s: float | None = None
+    # While indexing (or after an interrupted run): seconds of video in finished, checkpointed
+    # stretches, from which the next run resumes.
+    checkpointed_s: float | None = None
     # Set by `index_video` when the call did no work (already indexed with the same settings).
     reused: bool = False
 

@@ -207,6 +207,8 @@ class LibraryStore:
         fields = dict(row)
         fields.pop("started_at")
         settings = json.loads(fields.pop("settings"))
+        if fields["status"] != "complete":
+            fields["checkpointed_s"] = self.stretch_progress(row["sha256"])[1]
         return VideoRecord(**fields, settings=settings, paths=paths)
 
     def note_path(self, path: str | os.PathLike, sha256: str) -> str | None:

@@ -56,7 +56,9 @@ def vlm_detections(data: dict | None, clip: Clip, kb) -> list[Detection]:
                     label=class_id,
                     start_s=clip.start_s,
                     end_s=clip.end_s,
-                    confidence=0.5,  # the model gives no calibrated score
+                    # A ranking weight, not a measurement: answers show none for it
+                    # (Event.measured_confidence counts perception only).
+                    confidence=0.5,
                     cues=without_times(str(person.get("cues") or ""))[:300],
                     person_id=person_id if isinstance(person_id, int) else number,
                     source="vlm",

@@ -85,7 +85,7 @@ def detection_evidence(
         end_s=end_s,
         kind=event.kind,
         label=event.label,
-        confidence=round(float(event.confidence), 3),
+        confidence=event.measured_confidence,
         rationale=rationale,
         clip_id=clip_for(start_s, clips),
     )
@@ -106,16 +106,13 @@ def clip_evidence(
     definition = class_definition(kb, label)
     if definition:
         rationale += f' Knowledge base: "{definition}"'
-    confidence = (finding.get("data") or {}).get("confidence")
-    if not isinstance(confidence, int | float) or not 0.0 <= confidence <= 1.0:
-        confidence = 0.5
+    # No confidence: nothing measured this one (a model's self-rating is not a measurement).
     return Evidence(
         video=video["path"],
         start_s=start_s,
         end_s=max(start_s, clamp_time(finding["end_s"], duration_s)),
         kind=kind,
         label=label,
-        confidence=float(confidence),
         rationale=rationale,
         clip_id=finding.get("clip_id"),
     )
@@ -239,19 +236,33 @@ def compare_answer(events: list[Event], plan: Plan, kb: Any, where: str) -> str:
         f"{totals_s[target]:.1f} s in total"
         for target in plan.targets
     ]
-    ranked = sorted(plan.targets, key=lambda t: -totals_s[t])
-    lead = class_name(kb, ranked[0]) if events else "neither"
-    return f"{'; '.join(parts)} {where}. Most present: {lead}."
+    return f"{'; '.join(parts)} {where}. Most present: {_most_present(totals_s, kb)}."
+
+
+def _most_present(totals_s: dict[str, float], kb: Any) -> str:
+    """The class seen longest, or "neither" when none was seen or the longest are tied (at
+    the 0.1 s the answer shows)."""
+    shown = {target: round(total_s, 1) for target, total_s in totals_s.items()}
+    longest_s = max(shown.values(), default=0.0)
+    leaders = [target for target, total_s in shown.items() if total_s == longest_s]
+    if longest_s <= 0.0:
+        return "neither"
+    if len(leaders) > 1:
+        tied = " and ".join(class_name(kb, target) for target in leaders)
+        return f"neither, {tied} are tied ({longest_s:.1f} s each)"
+    return class_name(kb, leaders[0])
 
 
 def listing_answer(events: list[Event], kb: Any, where: str, duration_s: float) -> str:
     """ "What ..." questions: the behaviors seen, in time order."""
     items = []
     for event in events[:MAX_EVIDENCE]:
-        when = f"{span(event.start_s, event.end_s, duration_s)}, " if duration_s else ""
-        items.append(
-            f"{class_name(kb, event.label)} ({event.kind}, {when}confidence {event.confidence:.2f})"
-        )
+        parts = [event.kind]
+        if duration_s:
+            parts.append(span(event.start_s, event.end_s, duration_s))
+        measured = event.measured_confidence
+        parts.append(f"confidence {measured:.2f}" if measured is not None else "named by a VLM")
+        items.append(f"{class_name(kb, event.label)} ({', '.join(parts)})")
     return f"Seen {where}: " + "; ".join(items) + "."
 
 

@@ -7,12 +7,13 @@ seen instead follows as other observations, in `other_evidence`, never in `evide
 class found only outside the window the question named is likewise an other observation.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.context import Context
-from agent.events import Event, label_key, merge_detections, spans_overlap
+from agent.events import Event, clamp_time, label_key, merge_detections, spans_overlap
 from agent.loop import answering as say
 from agent.planning import Plan
 from agent.provenance import vlm_label
@@ -248,10 +249,19 @@ def _asked_window(the_plan: Plan, duration_s: float) -> dict[str, float] | None:
     return {"start_s": start_s, "end_s": end_s}
 
 
+def video_turns(state: AgentState) -> list[dict[str, Any]]:
+    """The thread's earlier turns about this video: a follow-up never reads another video's."""
+    sha256 = state["video"]["sha256"]
+    return [turn for turn in state.get("history") or [] if turn.get("sha256") == sha256]
+
+
 def _duration_follow_up(state: AgentState, kb: Any, duration_s: float) -> Composed:
-    previous = next(t for t in reversed(state.get("history") or []) if t.get("evidence"))
+    previous = next(t for t in reversed(video_turns(state)) if t.get("evidence"))
     focus = Evidence.model_validate(previous["evidence"][0])
-    length_s = focus.end_s - focus.start_s
+    start_s = clamp_time(focus.start_s, duration_s)
+    end_s = max(start_s, clamp_time(focus.end_s, duration_s))
+    focus = focus.model_copy(update={"start_s": start_s, "end_s": end_s})
+    length_s = end_s - start_s
     text = (
         f"{say.class_name(kb, focus.label).capitalize()} lasted {length_s:.1f} s "
         f"({say.span(focus.start_s, focus.end_s, duration_s)})."
@@ -271,19 +281,62 @@ def _vlm_evidence(state: AgentState, the_plan: Plan, deps: Any) -> list[Evidence
     """Clip-level evidence from VLM findings that say the asked behavior is there."""
     kb, model = deps.kb, vlm_label(deps.vlm) if deps.vlm is not None else "the VLM"
     unmatched = the_plan.unmatched()
-    if the_plan.targets:
-        label, kind = the_plan.targets[0], kb.get(the_plan.targets[0]).kind
-    elif unmatched is not None:
-        label, kind = label_key(unmatched.phrase), "observation"
-    else:
-        label, kind = "observation", "observation"
     findings = state.get("findings") or []
-    if the_plan.targets or unmatched is not None:
+    if the_plan.targets:
         names = target_names(the_plan, kb)
-        findings = [f for f in findings if says_present(f.get("data"), names)]
+        labelled = [
+            (finding, target)
+            for finding in findings
+            if says_present(finding.get("data"), names)
+            for target in _named_targets(finding, the_plan, kb)
+        ]
+        return [
+            say.clip_evidence(f, state["video"], target, kb.get(target).kind, kb, model)
+            for f, target in labelled[:3]
+        ]
+    if unmatched is not None:
+        label = label_key(unmatched.phrase)
+        findings = [f for f in findings if says_present(f.get("data"), [unmatched.phrase])]
     else:
+        label = "observation"
         findings = [f for f in findings if say.model_words(f)]
-    return [say.clip_evidence(f, state["video"], label, kind, kb, model) for f in findings[:3]]
+    video = state["video"]
+    return [say.clip_evidence(f, video, label, "observation", kb, model) for f in findings[:3]]
+
+
+def _named_targets(finding: dict[str, Any], the_plan: Plan, kb: Any) -> list[str]:
+    """The asked classes a VLM reply says are there, each by its own names: a moment's label,
+    else the answer's words. One asked class is the reply's subject even unnamed; of several,
+    a reply that names none is evidence of none (its presence cannot be given a class)."""
+    targets = the_plan.targets
+    data = finding.get("data") or {}
+    named = [
+        target
+        for target in targets
+        if says_present({"moments": data.get("moments") or []}, _names_of(target, kb))
+        or _words_name(say.model_words(finding), _names_of(target, kb))
+    ]
+    if named:
+        return named
+    return list(targets) if len(targets) == 1 else []
+
+
+def _names_of(target: str, kb: Any) -> list[str]:
+    item = kb.get(target)
+    return [target.replace("_", " "), item.name, *item.synonyms]
+
+
+def _words_name(text: str, names: list[str]) -> bool:
+    """Whether a sentence of `text` names one of `names` and denies nothing."""
+    for sentence in re.split(r"(?<=[.!?;])\s+", text.lower()):
+        if _NEGATION.search(sentence):
+            continue
+        if any(re.search(rf"(?<![a-z]){re.escape(n.lower())}(?![a-z])", sentence) for n in names):
+            return True
+    return False
+
+
+_NEGATION = re.compile(r"\b(?:no|not|never|nobody|none|without|isn't|doesn't|don't)\b")
 
 
 def _vlm_found_wording(

@@ -11,6 +11,7 @@ from agent.loop.deps import AgentDeps
 from agent.loop.retrieval import as_dict, overlaps
 from agent.planning import Plan
 from agent.state import AgentState, VideoInfo
+from agent.vlm.reply_times import TimeFreeStream
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,27 @@ def ask_vlm(
     ids = the_plan.targets or [i for kind in the_plan.kinds for i in deps.kb.ids(kind)]
     snippet = deps.kb.prompt_snippet(ids) if ids else ""
 
-    def on_token(text: str) -> None:
-        runtime.stream_writer({"type": "token", "text": text, "clip_id": clip["clip_id"]})
+    # The step log (web) and stderr (CLI) show the model's words as they come, but never a
+    # time it wrote: the system cites only the times it computes.
+    stream = TimeFreeStream()
+
+    def show(text: str) -> None:
+        if text:
+            runtime.stream_writer({"type": "token", "text": text, "clip_id": clip["clip_id"]})
 
     try:
         reply = deps.vlm.answer(
-            state["question"], frames, VideoInfo.model_validate(video), snippet, on_token=on_token
+            state["question"],
+            frames,
+            VideoInfo.model_validate(video),
+            snippet,
+            on_token=lambda piece: show(stream.feed(piece)),
         )
     except Exception as error:  # one failing clip must not lose the others
         log.warning("VLM failed on clip %s: %s", clip["clip_id"], error)
         return {**clip, "text": "", "data": None, "error": str(error)}
+    finally:
+        show(stream.flush())
     data = reply.data if isinstance(reply.data, dict) else None
     return {**clip, "text": reply.text, "data": _plain(data)}
 

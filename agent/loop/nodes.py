@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
-from agent.events import label_key
+from agent.events import clamp_time, label_key
 from agent.loop import answering as say
 from agent.loop.checkable import asked_classes
-from agent.loop.composing import compose, past_end, state_events, target_names
+from agent.loop.composing import compose, past_end, state_events, target_names, video_turns
 from agent.loop.deps import AgentDeps, emit_progress
 from agent.loop.inspection import ask_vlm, clips_to_inspect, labels_in
 from agent.loop.onset import refine_onset
@@ -59,8 +59,7 @@ def plan(state: AgentState, runtime: Runtime[AgentDeps]) -> dict[str, Any]:
     notes: list[str] = []
     trace = [f"rules: {the_plan.question_type}, targets {the_plan.targets or 'none'}"]
     if the_plan.follow_up is not None:
-        same_video = [t for t in state.get("history") or [] if t.get("sha256") == video["sha256"]]
-        the_plan, note = _resolve_follow_up(the_plan, same_video)
+        the_plan, note = _resolve_follow_up(the_plan, video_turns(state), video["duration_s"])
         notes += [note] if note else []
     elif deps.vlm is not None:
         the_plan, note = _refine_with_vlm(the_plan, question, video, deps)
@@ -98,17 +97,21 @@ def _initial_window(the_plan: Plan, video: dict[str, Any]) -> dict[str, float]:
     return {"start_s": start_s, "end_s": min(end_s, duration_s)}
 
 
-def _resolve_follow_up(the_plan: Plan, history: list[dict[str, Any]]) -> tuple[Plan, str]:
-    """Ground "and after that?" / "how long did it last?" in the previous answer's evidence."""
+def _resolve_follow_up(
+    the_plan: Plan, history: list[dict[str, Any]], duration_s: float
+) -> tuple[Plan, str]:
+    """Ground "and after that?" / "how long did it last?" in the previous answer's evidence
+    (`history`: this video's turns), its times clamped to the video."""
     previous = next((t for t in reversed(history) if t.get("evidence")), None)
     if previous is None:
         return the_plan, "no_history"
     focus = previous["evidence"][0]
+    start_s, end_s = (clamp_time(focus[key], duration_s) for key in ("start_s", "end_s"))
     before = Plan.model_validate(previous["plan"])
     if the_plan.follow_up == "after_that":
-        update = {"start_s": focus["end_s"], "end_s": None, "kinds": [], "targets": []}
+        update = {"start_s": end_s, "end_s": None, "kinds": [], "targets": []}
     elif the_plan.follow_up == "before_that":
-        update = {"start_s": 0.0, "end_s": focus["start_s"], "kinds": [], "targets": []}
+        update = {"start_s": 0.0, "end_s": start_s, "kinds": [], "targets": []}
     else:
         update = {"targets": before.targets or [focus["label"]]}
     return the_plan.model_copy(update=update), ""

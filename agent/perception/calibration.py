@@ -64,24 +64,37 @@ class Outcome:
 
 
 def fit_points(outcomes: Sequence[Outcome], edges: Sequence[float]) -> list[list[float]]:
-    """(bin centre, smoothed precision) per non-empty score bin, made non-decreasing (a
-    higher raw score never means a lower confidence), capped below 1 by the prior."""
+    """(bin centre, smoothed precision) per non-empty score bin, made non-decreasing by
+    isotonic regression weighted by the bins' counts (a higher raw score never means a lower
+    confidence), capped below 1 by the prior."""
     raws = np.array([o.raw for o in outcomes], dtype=float)
     rights = np.array([o.right for o in outcomes], dtype=bool)
-    points = []
+    centres, precisions, counts = [], [], []
     for lo, hi in zip(edges, edges[1:], strict=False):
         inside = (raws >= lo) & ((raws < hi) | (hi >= 1.0))
         if not inside.any():
             continue
         right = float(rights[inside].sum())
         precision = (right + _PRIOR_RIGHT) / (inside.sum() + _PRIOR_RIGHT + _PRIOR_WRONG)
-        points.append([round(float(raws[inside].mean()), 3), round(float(precision), 3)])
-    # Pool adjacent violators: a monotone map, as isotonic regression would give.
-    for index in range(1, len(points)):
-        if points[index][1] < points[index - 1][1]:
-            merged = (points[index][1] + points[index - 1][1]) / 2
-            points[index][1] = points[index - 1][1] = round(merged, 3)
-    return points
+        centres.append(round(float(raws[inside].mean()), 3))
+        precisions.append(float(precision))
+        counts.append(float(inside.sum()))
+    monotone = isotonic(precisions, counts)
+    return [[c, round(p, 3)] for c, p in zip(centres, monotone, strict=True)]
+
+
+def isotonic(values: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """The non-decreasing sequence nearest `values` in weighted least squares (pool adjacent
+    violators, as scikit-learn's IsotonicRegression computes it)."""
+    blocks: list[list[float]] = []  # [mean, weight, members]
+    for value, weight in zip(values, weights, strict=True):
+        blocks.append([float(value), float(weight), 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean2, weight2, n2 = blocks.pop()
+            mean1, weight1, n1 = blocks.pop()
+            total = weight1 + weight2
+            blocks.append([(mean1 * weight1 + mean2 * weight2) / total, total, n1 + n2])
+    return [mean for mean, _weight, members in blocks for _ in range(int(members))]
 
 
 def reliability(

@@ -18,7 +18,7 @@ from typing import Literal
 import yaml
 
 from agent.context import Context
-from agent.provenance import installed_model_records
+from agent.provenance import has_model_file, installed_model_records
 
 # The learned model (models.yaml `task`) each detector reads; without it the class is not
 # checkable, unless the detector has a landmark fallback.
@@ -50,7 +50,7 @@ def installed_tasks(ctx: Context) -> set[str]:
         return set()
     tasks = set()
     for folder, record in installed_model_records(Path(ctx.models_dir)):
-        if record and record.get("task") and (folder / str(record.get("model_file", ""))).is_file():
+        if record and record.get("task") and has_model_file(folder, record):
             tasks.add(record["task"])
     return tasks
 

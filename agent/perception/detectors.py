@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.perception.capabilities import FALLBACK, REQUIRES
-from agent.perception.rules import action, emotion, gesture
+from agent.perception.rules import action, emotion, gesture, speech
 from agent.perception.rules.common import Scored, Track
 
 Detector = Callable[[Track, dict[str, Any]], Scored]
@@ -29,6 +29,7 @@ DETECTORS: dict[str, Detector] = {
     "object_interaction": action.object_interaction,
     "exercise_posture": action.exercise_posture,
     "joined_hands": action.joined_hands,
+    "mouth_movement": speech.mouth_movement,
 }
 # Labels that compete frame by frame (one hand shape per hand, one expression per face).
 EXCLUSIVE = ("hand_sign", "au_prototype", "expression_model")

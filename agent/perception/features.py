@@ -75,6 +75,8 @@ class FrameFeatures:
     parts: dict[str, tuple[float, float]] = field(default_factory=dict)
     face_width: float | None = None
     aspect: float = 1.0
+    # The frame's height in pixels: how large a face is in pixels, not only in frame shares.
+    height_px: int = 0
     # Learned facial-expression probabilities {emotion id: p} (empty without a visible,
     # unoccluded face or without the expression models).
     expression: dict[str, float] = field(default_factory=dict)
@@ -265,7 +267,7 @@ def frame_features(
     A person (with a body in view) shorter than `min_person_height` of the frame gets only a
     box: landmarks of a figure that small are guesses, and rules would read noise.
     """
-    out = FrameFeatures(time_s=frame.time_s, aspect=frame.aspect)
+    out = FrameFeatures(time_s=frame.time_s, aspect=frame.aspect, height_px=frame.height)
     person = person or (frame.persons[0] if frame.persons else None)
     if person is None:
         return out

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
 from agent.context import Context
 from agent.perception.calibration import calibrated, rule_key
+from agent.perception.capabilities import calibration as calibration_data
 from agent.perception.capabilities import capability
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.face import au_intensities, neutral_baseline
@@ -22,6 +24,7 @@ from agent.perception.landmarks import Perceiver
 from agent.perception.people import PeopleTracker
 from agent.perception.rules.action import people_motion
 from agent.perception.rules.common import Scored, Track, defaults, merged_params
+from agent.perception.rules.emotion import neutral_first
 from agent.perception.sightings import object_sightings
 from agent.perception.smoothing import exclusive, segments
 from agent.state import Detection, ObjectSighting
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 _MOTION_SIDE = 64
 # The main person's box taller than this share of the frame = a close view, not a crowd scene.
 _CLOSE_VIEW = 0.5
+# One class's per-frame result: (knowledge-base item, its parameters, scores, rule name).
+ScoredClass = tuple[object, dict, Scored, str]
 
 
 class PerceptionSession:
@@ -52,6 +57,10 @@ class PerceptionSession:
         self.seconds_in_learned = 0.0
         self._next_objects_s = -np.inf
         self.people = PeopleTracker() if (self.ctx.track_people and not still) else None
+        # Frames whose learned-model results are still to come: (features, frame, objects
+        # job, expression job); at most one frame, the newest.
+        self._pending: list[tuple] = []
+        self._worker = None if still else ThreadPoolExecutor(1, thread_name_prefix="learned")
         self._min_person_height = defaults()["landmarks"]["min_person_height"]
         if not still:
             perceiver.reset()
@@ -60,20 +69,18 @@ class PerceptionSession:
         """Perceive each frame of a batch and keep its small feature summary."""
         for frame, time_s in zip(batch.frames, batch.timestamps_s, strict=True):
             self.add_frame(frame, float(time_s))
+        self._settle()
 
     def add_frame(self, frame_rgb: np.ndarray, time_s: float) -> FrameFeatures:
+        """Perceive one frame. The learned models run on a worker thread beside mediapipe (two
+        cores, both busy); their results land in the frame's features by the next frame's end
+        or `finish`, in frame order, so what is found does not depend on the timing."""
+        objects = self._start_objects(frame_rgb, time_s)
         started = time.perf_counter()
         landmarks = self.perceiver.process(frame_rgb, time_s, still=self.still)
         self.seconds_in_mediapipe += time.perf_counter() - started
         features = frame_features(landmarks, min_person_height=self._min_person_height)
-        self._add_learned(frame_rgb, features)
-        box = features.person_box
-        if self.people is not None and (box is None or box[3] < _CLOSE_VIEW):
-            if self.perceiver.learned.objects is None:
-                self.people.update(frame_rgb, time_s)
-            elif features.objects is not None:
-                people = [o.box for o in features.objects if o.label == "person"]
-                self.people.update(frame_rgb, time_s, people)
+        expression = self._start_expression(frame_rgb, features)
         # Nearest-neighbour sampling reads only the pixels it keeps: the mean change over a
         # 64 x 64 grid measures overall motion as well as a filtered copy, at no cost.
         small = cv2.resize(frame_rgb, (_MOTION_SIDE, _MOTION_SIDE), interpolation=cv2.INTER_NEAREST)
@@ -81,21 +88,72 @@ class PerceptionSession:
         features.motion_energy = motion_energy(self._previous_grey, grey)
         self._previous_grey = grey
         self.frames.append(features)
+        # The frames before this one are settled now: their models ran beside this mediapipe.
+        self._settle()
+        self._pending.append((features, frame_rgb, objects, expression))
+        if self._worker is None:
+            self._settle()
         return features
 
-    def _add_learned(self, frame_rgb: np.ndarray, features: FrameFeatures) -> None:
-        """Expression probabilities for a visible face; objects at most `object_fps` times a
-        second (every frame for a still)."""
-        learned = self.perceiver.learned
-        started = time.perf_counter()
-        # face_raw is emptied when a hand covers the face: the crop would show the hand.
-        if learned.expression is not None and features.face_box and features.face_raw:
-            features.expression = learned.expression.classify(frame_rgb, features.face_box)
-        if learned.objects is not None and features.time_s >= self._next_objects_s - 1e-6:
-            features.objects = learned.objects.detect(frame_rgb)
-            if not self.still:
-                self._next_objects_s = features.time_s + 1.0 / self.ctx.object_fps
-        self.seconds_in_learned += time.perf_counter() - started
+    def _start_objects(self, frame_rgb: np.ndarray, time_s: float):
+        """Objects at most `object_fps` times a second (every frame for a still): a future on
+        the worker thread, the objects themselves without one, or None when not due."""
+        detector = self.perceiver.learned.objects
+        if detector is None or time_s < self._next_objects_s - 1e-6:
+            return None
+        if not self.still:
+            self._next_objects_s = time_s + 1.0 / self.ctx.object_fps
+        return self._run_learned(detector.detect, frame_rgb)
+
+    def _start_expression(self, frame_rgb: np.ndarray, features: FrameFeatures):
+        """Expression probabilities for a visible face (face_raw is emptied when a hand covers
+        the face: the crop would show the hand)."""
+        classifier = self.perceiver.learned.expression
+        if classifier is None or not features.face_box or not features.face_raw:
+            return None
+        return self._run_learned(classifier.classify, frame_rgb, features.face_box)
+
+    def _run_learned(self, model, *args):
+        if self._worker is None:
+            started = time.perf_counter()
+            result = model(*args)
+            self.seconds_in_learned += time.perf_counter() - started
+            return result
+        return self._worker.submit(_timed, model, *args)
+
+    def _settle(self) -> None:
+        """Put the learned models' results into the pending frames' features, in frame order,
+        and feed the people tracker."""
+        while self._pending:
+            features, frame_rgb, objects, expression = self._pending.pop(0)
+            if expression is not None:
+                features.expression = self._result(expression)
+            if objects is not None:
+                features.objects = self._result(objects)
+            self._track_people(features, frame_rgb)
+
+    def _result(self, job):
+        if not isinstance(job, Future):
+            return job
+        result, seconds = job.result()
+        self.seconds_in_learned += seconds
+        return result
+
+    def _track_people(self, features: FrameFeatures, frame_rgb: np.ndarray) -> None:
+        box = features.person_box
+        if self.people is None or (box is not None and box[3] >= _CLOSE_VIEW):
+            return
+        if self.perceiver.learned.objects is None:
+            self.people.update(frame_rgb, features.time_s)
+        elif features.objects is not None:
+            people = [o.box for o in features.objects if o.label == "person"]
+            self.people.update(frame_rgb, features.time_s, people)
+
+    def close(self) -> None:
+        """Stop the worker thread (finish does it too)."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def rule_for(self, item) -> str | None:
         """The detector this session runs for a class: the class's own, or, when the learned
@@ -114,16 +172,27 @@ class PerceptionSession:
 
     def track(self) -> Track:
         """The frames so far with AU intensities against this face's neutral baseline."""
+        self._settle()
         baseline = neutral_baseline([f.face_raw for f in self.frames])
         aus = [au_intensities(f.face_raw, baseline) for f in self.frames]
         return Track(self.frames, aus, step_s=self._step_s())
 
     def finish(self) -> list[Detection]:
         """Detections of every knowledge-base class with a perception rule, in time order."""
+        self._settle()
+        self.close()
         if not self.frames:
             return []
+        return self.detections_of(self.score_classes())
+
+    def score_classes(self) -> dict[str, ScoredClass]:
+        """Per-frame scores of every class this session checks: {class id: (item, params,
+        scores, rule)}, competing labels already resolved frame by frame. Thresholds fitted on
+        the development footage (calibration.yaml `thresholds`) replace the knowledge base's
+        when confidences are calibrated."""
         track = self.track()
-        scored: dict[str, tuple[object, dict, Scored, str]] = {}
+        fitted = calibration_data().get("thresholds", {}) if self.ctx.calibrate_confidence else {}
+        scored: dict[str, ScoredClass] = {}
         for item in (
             self.kb.by_kind("emotion") + self.kb.by_kind("gesture") + self.kb.by_kind("action")
         ):
@@ -137,7 +206,7 @@ class PerceptionSession:
             rule = self.rule_for(item)
             if rule is None:
                 continue
-            params = merged_params(rule, item.perception.params)
+            params = {**merged_params(rule, item.perception.params), **fitted.get(item.id, {})}
             try:
                 scored[item.id] = (item, params, DETECTORS[rule](track, params), rule)
             except KeyError as missing:
@@ -148,12 +217,23 @@ class PerceptionSession:
                     rule,
                 )
         _honest_neutral(scored)
+        _neutral_first(scored, track)
         for group in EXCLUSIVE:
             members = {k: v[2].scores for k, v in scored.items() if v[3] == group}
             for label, scores in exclusive(members).items():
                 scored[label][2].scores = scores
+        return scored
+
+    def detections_of(
+        self, scored: dict[str, ScoredClass], overrides: dict[str, dict] | None = None
+    ) -> list[Detection]:
+        """Detections from `score_classes`' scores; `overrides` ({class id: params}) replace
+        smoothing parameters (how the benchmarks try thresholds without perceiving again)."""
+        # Smoothing reads times only: no action units needed.
+        track = Track(self.frames, [], step_s=self._step_s())
         detections = []
-        for item, params, result, rule in scored.values():
+        for class_id, (item, params, result, rule) in scored.items():
+            params = {**params, **(overrides or {}).get(class_id, {})}
             detections.extend(self._detections(item, params, result, track, rule))
             if self.people is not None and rule == "gait":
                 walkers = people_motion(item, params, self.people, track.step_s)
@@ -163,6 +243,7 @@ class PerceptionSession:
     def object_sightings(self) -> list[ObjectSighting]:
         """The objects seen so far, one sighting per label per stretch; a stretch survives
         one missed detection (the detector runs `object_fps` times a second)."""
+        self._settle()
         gap_s = 2.5 / self.ctx.object_fps
         frames = ((f.time_s, f.objects) for f in self.frames)
         return object_sightings(frames, gap_s, still=self.still)
@@ -212,6 +293,12 @@ class PerceptionSession:
         return float(np.median(np.diff([f.time_s for f in self.frames])))
 
 
+def _timed(model, *args):
+    """(model(*args), seconds it took), run on the worker thread."""
+    started = time.perf_counter()
+    return model(*args), time.perf_counter() - started
+
+
 def _honest_neutral(scored: dict) -> None:
     """Neutral also wins where no expression reaches its own threshold (weak evidence)."""
     emotions = {k: v for k, v in scored.items() if v[3] == "au_prototype"}
@@ -227,6 +314,14 @@ def _honest_neutral(scored: dict) -> None:
         result = scored[label][2]
         fallback = np.clip(1.0 - 0.5 * relative, 0.0, 1.0)
         result.scores = np.where(np.isnan(result.scores), np.nan, np.fmax(result.scores, fallback))
+
+
+def _neutral_first(scored: dict, track: Track) -> None:
+    """The face's learned expressions, neutral first (`rules.emotion.neutral_first`), with the
+    talk rule's per-frame scores where it ran (speech is not read as expression)."""
+    members = {k: (v[1], v[2]) for k, v in scored.items() if v[3] == "expression_model"}
+    talking = next((v[2].scores for v in scored.values() if v[3] == "mouth_movement"), None)
+    neutral_first(members, track.aus, talking)
 
 
 def _default_kb():

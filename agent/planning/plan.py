@@ -109,27 +109,51 @@ def plan_schema_json() -> str:
     return json.dumps(Plan.model_json_schema(), separators=(",", ":"))
 
 
+# What the question itself asked and where: a refining model may add detail (occurrence,
+# onset, kinds, a better search text), never change these. Targets are among them once the
+# rules found any; where the rules could map no words to a class, the model may name one.
+ASKED_FIELDS = (
+    "question_type",
+    "start_s",
+    "end_s",
+    "at_s",
+    "anchor",
+    "subject",
+    "count_people",
+    "follow_up",
+)
+
+
 def refine_plan(rule_plan: Plan, data: dict | None, known_ids: set[str]) -> tuple[Plan, str]:
     """The model's plan when it validates against the schema, else the rule plan.
 
-    Returns (plan, note); unknown class ids from the model are dropped, because only
-    knowledge-base classes can be checked against detections.
+    Returns (plan, note). The model may add detail but never change what was asked or where:
+    the rules' window, anchor, subject and question type stand (`ASKED_FIELDS`), and so do
+    their targets when they found any, so a reply that turns "happy" into "sad" or names a
+    window the question did not is not followed. Unknown class ids from the model are
+    dropped: only knowledge-base classes can be checked against detections.
     """
     if not isinstance(data, dict):
         return rule_plan, "the model's plan was not JSON; the rule-based plan stands"
-    merged = {**rule_plan.model_dump(), **data, "source": "vlm"}
-    # Follow-ups and how the words matched the knowledge base are the rules' own findings.
-    merged["follow_up"] = rule_plan.follow_up
-    merged["matches"] = rule_plan.model_dump()["matches"]
     try:
-        plan = Plan.model_validate(merged)
+        plan = Plan.model_validate({**rule_plan.model_dump(), **data, "source": "vlm"})
     except ValidationError as error:
         log.info("VLM plan rejected: %s", error.errors()[:3])
         return rule_plan, "the model's plan did not fit the schema; the rule-based plan stands"
-    targets = [t for t in plan.targets if t in known_ids]
-    if plan.targets and not targets:
-        targets = rule_plan.targets
-    kept = set(targets)
-    matches = [m for m in rule_plan.matches if (m.class_id in kept) or not (m.class_id or kept)]
-    plan = plan.model_copy(update={"targets": targets, "matches": matches})
+    changed = [name for name in ASKED_FIELDS if getattr(plan, name) != getattr(rule_plan, name)]
+    update = {name: getattr(rule_plan, name) for name in ASKED_FIELDS}
+    if rule_plan.targets:
+        if plan.targets != rule_plan.targets:
+            changed.insert(0, "targets")
+        update["targets"], update["matches"] = rule_plan.targets, rule_plan.matches
+    else:
+        targets = [t for t in plan.targets if t in known_ids]
+        kept = set(targets)
+        # How the words matched stays the rules' finding; a phrase the model mapped is no
+        # longer an unmatched one.
+        matches = [m for m in rule_plan.matches if m.class_id is None and not kept]
+        update["targets"], update["matches"] = targets, matches
+    plan = plan.model_copy(update=update)
+    if changed:
+        return plan, f"plan refined by the model (its changes to {', '.join(changed)} ignored)"
     return plan, "plan refined by the model"

@@ -55,13 +55,18 @@ def evidence_card(item: Evidence, thumbnail: Path | None) -> str:
         if thumbnail is not None
         else ""
     )
-    confidence = f"{round(100 * item.confidence)}%"
+    # Evidence only a VLM named has no measured confidence, so the card shows none.
+    confidence = (
+        f'<span class="ba-conf" title="confidence">{round(100 * item.confidence)}%</span>'
+        if item.confidence is not None
+        else '<span class="ba-conf" title="named by a VLM: no measured confidence">VLM</span>'
+    )
     return (
         f'<div class="ba-card">{image}<div class="ba-card-body">'
         f'<div class="ba-card-head">{seek_link(item.start_s, item.end_s)}'
         f'<span class="ba-label">{label}</span>'
         f'<span class="ba-chip ba-kind-{html.escape(item.kind)}">{html.escape(item.kind)}</span>'
-        f'<span class="ba-conf" title="confidence">{confidence}</span></div>'
+        f"{confidence}</div>"
         f'<div class="ba-why">{html.escape(item.rationale)}</div></div></div>'
     )
 

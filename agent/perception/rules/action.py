@@ -143,7 +143,11 @@ def _pose_memberships(body: dict[str, float], p: dict[str, Any]) -> dict[str, fl
 def exercise_posture(track: Track, p: dict[str, Any]) -> Scored:
     """Exercise poses held over `window_s` while the hips stay in place."""
     out = Scored.empty(len(track.frames))
-    memberships = [_pose_memberships(f.body, p) if f.body else None for f in track.frames]
+    # A whole body is needed: from arms and hands alone (a table-top view) the pose reads
+    # upside down.
+    memberships = [
+        _pose_memberships(f.body, p) if _legs_seen(f.body) else None for f in track.frames
+    ]
     hip_x = track.series("body", "hip_x") / np.maximum(track.series("body", "torso_len"), 1e-6)
     times = track.times_s
     for index, window in windowed(track, p["window_s"]):
@@ -168,6 +172,10 @@ def exercise_posture(track: Track, p: dict[str, Any]) -> Scored:
             f"hips travel {speed:.2f} torso lengths/s"
         )
     return out
+
+
+def _legs_seen(body: dict[str, float]) -> bool:
+    return any(f"leg_raise_{side}_deg" in body for side in ("l", "r"))
 
 
 def joined_hands(track: Track, p: dict[str, Any]) -> Scored:
@@ -224,6 +232,9 @@ def posture_scores(frame: FrameFeatures, p: dict[str, Any]) -> dict[str, float]:
         # Lying, the legs lie flat too; a torso tilted over standing legs is a bend or a pose.
         flat = min(within(leg, 60.0, 120.0, p["angle_margin_deg"]) for leg in legs)
         lying = min(lying, flat)
+    elif p["lying_needs_legs"]:
+        # Without the legs (hands and torso over a worktop) a tilted torso is no evidence.
+        lying = 0.0
     upright = 1.0 - ramp(
         tilt, p["lying_min_tilt_deg"] - p["angle_margin_deg"], p["lying_min_tilt_deg"]
     )
@@ -278,8 +289,18 @@ def posture_transition(track: Track, p: dict[str, Any]) -> Scored:
         before = [m.get(p["from"], 0.0) for m in memberships[start:index]]
         if not before:
             continue
-        k = start + int(np.argmax(before))
-        score = min(now[p["to"]], max(before))
+        # The latest moment of the first posture (held before it, see below).
+        k = start + len(before) - 1 - int(np.argmax(before[::-1]))
+        # Both postures held (a dancer's squat is no sitting down): the lowest membership
+        # over `min_hold_s` before the change and after it.
+        hold_s = p["min_hold_s"]
+        first = np.searchsorted(times, times[k] - hold_s + 1e-6, side="left")
+        last = np.searchsorted(times, times[index] + hold_s - 1e-6, side="right")
+        held_from = min(m.get(p["from"], 0.0) for m in memberships[first : k + 1])
+        held_to = min(m.get(p["to"], 0.0) for m in memberships[index:last])
+        if hold_s > 0 and (last - index < 2 or k - first < 1):
+            held_to = 0.0
+        score = min(now[p["to"]], max(before), held_from, held_to)
         cue = f"{p['from']} at {times[k]:.1f} s, {p['to']} at {times[index]:.1f} s"
         if p.get("min_drop_speed") and index > k:
             speed = (
@@ -299,6 +320,9 @@ def gait(track: Track, p: dict[str, Any]) -> Scored:
     """Walking: ankles alternating (their gap opening and closing) while the hips travel, the
     torso upright (a yoga pose also swings the ankles apart)."""
     out = Scored.empty(len(track.frames))
+    if not p["from_landmarks"]:
+        # Only the tracked moving people (`people_motion`) speak for this class.
+        return out
     gap = track.series("body", "ankle_gap")
     tilt = track.series("body", "torso_tilt_deg")
     hip_x = track.series("body", "hip_x") / np.maximum(track.series("body", "torso_len"), 1e-6)
@@ -320,6 +344,8 @@ def gait(track: Track, p: dict[str, Any]) -> Scored:
         score = min(
             ramp(swing, p["min_ankle_swing"] / 2, p["min_ankle_swing"]),
             ramp(travel, p["min_speed"] / 2, p["min_speed"]),
+            _at_most(travel, p["max_speed"]),
+            _at_most(swing, p["max_ankle_swing"]),
             ramp(lean, limit + p["angle_margin_deg"], limit),
         )
         out.scores[index] = score
@@ -328,6 +354,11 @@ def gait(track: Track, p: dict[str, Any]) -> Scored:
             f"ankle gap swings {swing:.2f} torso lengths, hips travel {travel:.2f} torso lengths/s"
         )
     return out
+
+
+def _at_most(value: float, limit: float) -> float:
+    """1 up to `limit`, falling to 0 at 1.5 x `limit` (no limit when it is infinite)."""
+    return 1.0 if np.isinf(limit) else ramp(value, 1.5 * limit, limit)
 
 
 def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
@@ -350,7 +381,7 @@ def people_motion(item, p: dict[str, Any], people, step_s: float) -> list:
             ramp(travel, p["track_min_travel"] / 2, p["track_min_travel"]),
             within(speed, lo, hi, lo / 2),
         )
-        if score < p["min_score"]:
+        if score < p["track_min_score"]:
             continue
         middle = len(person.boxes) // 2
         out.append(

@@ -47,8 +47,7 @@ def expression_model(track: Track, p: dict[str, Any]) -> Scored:
         cue = f"expression model: {label} {probability:.2f}"
         known = {au: w for au, w in weights.items() if au in aus}
         if known:
-            au_score = sum(w * aus[au] for au, w in known.items()) / sum(weights.values())
-            score = (1.0 - fusion) * probability + fusion * min(1.0, au_score)
+            score = (1.0 - fusion) * probability + fusion * min(1.0, au_score(aus, weights))
             cue += f"; {au_cue(aus, known)}"
         elif p.get("mode") == "absence" and aus:
             peak = max(aus, key=aus.get)
@@ -57,6 +56,51 @@ def expression_model(track: Track, p: dict[str, Any]) -> Scored:
         out.boxes[index] = frame.face_box
         out.cues[index] = cue
     return out
+
+
+def neutral_first(
+    members: dict[str, tuple[dict, Scored]],
+    aus: list[dict[str, float]],
+    talking: np.ndarray | None,
+) -> None:
+    """Neutral unless an expression is clear of it, in place.
+
+    `members` are one face's expression classes (label: (params, per-frame result)), `aus`
+    the face's per-frame action units. In each frame a non-neutral class keeps its score only
+    when it beats neutral's by `neutral_margin`; where `talking` (the talk rule's per-frame
+    score, NaN or None where unmeasured) says the face speaks, a class with a `speech_margin`
+    must beat neutral by that much more unless its own action units reach `speech_au_min`: a
+    talking mouth opens like a smile or a gasp and the classifiers read it so, but talking
+    does not pull the lip corners up. A frame no class is clear in is left to neutral, or to
+    nothing when neutral is not above its own threshold either.
+    """
+    neutral = [label for label, (p, _) in members.items() if p.get("mode") == "absence"]
+    if len(neutral) != 1:
+        return
+    baseline = np.nan_to_num(members[neutral[0]][1].scores, nan=0.0)
+    speaking = np.zeros(len(baseline), dtype=bool)
+    if talking is not None:
+        speaking = np.nan_to_num(talking, nan=0.0) >= 0.5
+    for label, (p, result) in members.items():
+        if label == neutral[0]:
+            continue
+        weights = p.get("au_weights", {})
+        unsupported = np.array(
+            [au_score(frame_aus, weights) < p.get("speech_au_min", 1.0) for frame_aus in aus]
+        )
+        extra = np.where(speaking & unsupported, p.get("speech_margin", 0.0), 0.0)
+        need = p.get("neutral_margin", 0.0) + extra
+        seen = ~np.isnan(result.scores)
+        weak = seen & (result.scores - baseline < need)
+        result.scores = np.where(weak, 0.0, result.scores)
+
+
+def au_score(aus: dict[str, float], weights: dict[str, float]) -> float:
+    """The weighted mean of a prototype's action units in one frame (0 without them)."""
+    known = {au: w for au, w in weights.items() if au in aus}
+    if not known:
+        return 0.0
+    return sum(w * aus[au] for au, w in known.items()) / sum(weights.values())
 
 
 def au_prototype(track: Track, p: dict[str, Any]) -> Scored:

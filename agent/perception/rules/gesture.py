@@ -93,14 +93,14 @@ def hand_shape_score(hand: HandFeatures, p: dict[str, Any]) -> tuple[float, str]
 
 
 def _per_hand(
-    track: Track, score_hand: Callable[[FrameFeatures, HandFeatures], tuple[float, str]]
+    track: Track, score_hand: Callable[[int, FrameFeatures, HandFeatures], tuple[float, str]]
 ) -> Scored:
-    """Best hand per frame: score, box and cue text."""
+    """Best hand per frame: score, box and cue text (`score_hand(frame index, frame, hand)`)."""
     out = Scored.empty(len(track.frames))
     for index, frame in enumerate(track.frames):
         best = (NAN, None, "")
         for hand in frame.hands:
-            score, cue = score_hand(frame, hand)
+            score, cue = score_hand(index, frame, hand)
             if not np.isnan(score) and (np.isnan(best[0]) or score > best[0]):
                 best = (
                     score,
@@ -112,8 +112,102 @@ def _per_hand(
 
 
 def hand_sign(track: Track, p: dict[str, Any]) -> Scored:
-    """Static hand shapes: which digits are straight or curled, where they point."""
-    return _per_hand(track, lambda frame, hand: hand_shape_score(hand, p))
+    """Static hand shapes a person would call deliberate: which digits are straight or
+    curled and where they point, on a hand large enough to read, held still (in video), and
+    not gripping or touching an object the detector saw."""
+    held = _handheld_objects(track, p)
+
+    def score(index: int, frame: FrameFeatures, hand: HandFeatures) -> tuple[float, str]:
+        shape, cue = hand_shape_score(hand, p)
+        if np.isnan(shape):
+            return shape, cue
+        gate, why = deliberate_hand(track, index, hand, held[index], p)
+        return min(shape, gate), f"{cue}; {why}" if why else cue
+
+    return _per_hand(track, score)
+
+
+def deliberate_hand(
+    track: Track, index: int, hand: HandFeatures, objects: list, p: dict[str, Any]
+) -> tuple[float, str]:
+    """0..1: whether a hand is one a person would read a sign from, and why not.
+
+    Small hands (palm under `min_palm` of the frame height) are a few pixels of guesses; a
+    hand that moved more than `max_hand_motion` palm lengths since the neighbouring sample
+    is passing through a shape, not showing it; a hand overlapping a held object grips it.
+    """
+    need = p["min_palm"]
+    size = ramp(hand.palm_size, 0.75 * need, need)
+    if size < 1.0:
+        return size, f"hand too small to read (palm {hand.palm_size:.2f} of the frame)"
+    if hand.to_face:
+        # Beside a face a real hand's palm is ~0.5 face widths: far smaller is a misread
+        # hand (fingers on a cheek, a brush); fingertips on the lips are a touch, not a sign.
+        scale = hand.to_face["hand_scale"]
+        if scale < p["min_hand_scale"]:
+            return 0.0, f"hand implausibly small beside the face ({scale:.2f} face widths)"
+        gap = hand.to_face["mouth"]
+        lips = ramp(gap, 0.5 * p["min_mouth_gap"], p["min_mouth_gap"])
+        if lips < 1.0 and not hand.to_face.get("depth_in_front", 0.0) > p["max_depth_in_front"]:
+            return lips, f"fingertip on the lips ({gap:.2f} face widths)"
+    if len(track.frames) > 1:
+        motion = _hand_motion(track, index, hand)
+        limit = p["max_hand_motion"]
+        still = ramp(motion, 2 * limit, limit)
+        if still < 1.0:
+            return still, f"hand moving ({motion:.1f} palm lengths between samples)"
+    grown = _grown(hand.box, p["grip_margin"])
+    for seen in objects:
+        if _covered(grown, seen.box) >= p["min_grip_overlap"]:
+            return 0.0, f"hand on a {seen.label.replace('_', ' ')}"
+    return 1.0, "held still"
+
+
+def _hand_motion(track: Track, index: int, hand: HandFeatures) -> float:
+    """Palm lengths the hand moved to its nearest counterpart in the previous or next sample
+    (infinite where neither sample has a hand: a shape seen once is not a held sign)."""
+    moves = []
+    for other in (index - 1, index + 1):
+        if 0 <= other < len(track.frames):
+            for seen in track.frames[other].hands:
+                dx = seen.wrist_xy[0] - hand.wrist_xy[0]
+                dy = seen.wrist_xy[1] - hand.wrist_xy[1]
+                moves.append(float(np.hypot(dx, dy)) / max(hand.palm_size, 1e-6))
+    return min(moves) if moves else float("inf")
+
+
+def _handheld_objects(track: Track, p: dict[str, Any]) -> list[list]:
+    """Per frame: the objects (not people, not furniture-sized) the detector saw within
+    `object_window_s` of it (the detector runs about once a second)."""
+    seen = [(f.time_s, f.objects) for f in track.frames if f.objects is not None]
+    seen_s = np.array([at_s for at_s, _ in seen], dtype=float)
+    window_s = p["object_window_s"] + 1e-6
+    out = []
+    for frame in track.frames:
+        lo = int(np.searchsorted(seen_s, frame.time_s - window_s, side="left"))
+        hi = int(np.searchsorted(seen_s, frame.time_s + window_s, side="right"))
+        out.append(
+            [
+                o
+                for _, objects in seen[lo:hi]
+                for o in objects
+                if o.label != "person" and o.box[2] * o.box[3] <= p["max_object_area"]
+            ]
+        )
+    return out
+
+
+def _grown(box: list[float], margin: float) -> list[float]:
+    x, y, w, h = box
+    return [x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)]
+
+
+def _covered(box: list[float], other) -> float:
+    """Share of `box` that `other` ([x, y, w, h]) covers."""
+    x0, y0 = max(box[0], other[0]), max(box[1], other[1])
+    x1 = min(box[0] + box[2], other[0] + other[2])
+    y1 = min(box[1] + box[3], other[1] + other[3])
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0) / max(box[2] * box[3], 1e-9)
 
 
 def hand_near_face(track: Track, p: dict[str, Any]) -> Scored:
@@ -124,7 +218,7 @@ def hand_near_face(track: Track, p: dict[str, Any]) -> Scored:
     ]
     limit = p["max_distance"]
 
-    def score(frame: FrameFeatures, hand: HandFeatures) -> tuple[float, str]:
+    def score(_index: int, frame: FrameFeatures, hand: HandFeatures) -> tuple[float, str]:
         if not hand.to_face:
             return NAN, ""
         value = hand.to_face[key]
@@ -213,7 +307,7 @@ def head_oscillation(track: Track, p: dict[str, Any]) -> Scored:
     axis = p["axis"]
     other = "yaw" if axis == "pitch" else "pitch"
     series = track.series("head", axis)
-    scored = _oscillation(track, series, p, f"deg {axis}")
+    scored = _oscillation(track, series, p, f"deg {axis}", gate=_facing_camera(track, p))
     cross = track.series("head", other)
     # The other axis must move clearly less, or it is general head movement.
     for index, window in windowed(track, p["window_s"]):
@@ -224,6 +318,22 @@ def head_oscillation(track: Track, p: dict[str, Any]) -> Scored:
                 ratio, p["max_cross_axis_ratio"] * 1.5, p["max_cross_axis_ratio"]
             )
     return scored
+
+
+def _facing_camera(track: Track, p: dict[str, Any]) -> np.ndarray:
+    """Per frame: a face large enough to read (`min_face_width` of the frame width) that
+    looks at the camera over the window on median (`frontal_max_deg` of yaw and pitch): a
+    nod or a shake is made to someone; a dancer's or a player's head turning is not one."""
+    yaw, pitch = np.abs(track.series("head", "yaw")), np.abs(track.series("head", "pitch"))
+    width = np.array([f.face_box[2] if f.face_box else np.nan for f in track.frames])
+    limit = p["frontal_max_deg"]
+    out = np.zeros(len(track.frames), dtype=bool)
+    for index, window in windowed(track, p["window_s"]):
+        if np.sum(~np.isnan(yaw[window])) < 3:
+            continue
+        frontal = np.nanmedian(yaw[window]) <= limit and np.nanmedian(pitch[window]) <= limit
+        out[index] = frontal and np.nanmedian(width[window]) >= p["min_face_width"]
+    return out
 
 
 def wrist_oscillation(track: Track, p: dict[str, Any]) -> Scored:
@@ -265,8 +375,13 @@ def gaze_aversion(track: Track, p: dict[str, Any]) -> Scored:
     """Head (and eyes) turned away from the camera beyond an angle, held."""
     out = Scored.empty(len(track.frames))
     limit = p["max_gaze_offset_deg"]
+    looked = _looked_at_camera(track, p)
     for index, frame in enumerate(track.frames):
         if not frame.head:
+            continue
+        if not looked[index]:
+            # Someone who never faces the camera (a drummer, a player) is not averting a gaze.
+            out.scores[index] = 0.0
             continue
         # Iris offset of 1 (at the eye corner) is ~30 degrees of eye rotation.
         yaw = frame.head["yaw"] + 30.0 * frame.head["gaze_x"]
@@ -279,6 +394,22 @@ def gaze_aversion(track: Track, p: dict[str, Any]) -> Scored:
             f"(head yaw {frame.head['yaw']:.0f}, pitch {pitch:.0f})"
         )
     return out
+
+
+def _looked_at_camera(track: Track, p: dict[str, Any]) -> np.ndarray:
+    """Per frame: whether the face looked at the camera (gaze offset under
+    `max_gaze_offset_deg`) within `reference_window_s` of it; always True for a still."""
+    if len(track.frames) == 1:
+        return np.ones(1, dtype=bool)
+    frontal = np.zeros(len(track.frames), dtype=bool)
+    for index, frame in enumerate(track.frames):
+        if frame.head:
+            yaw = frame.head["yaw"] + 30.0 * frame.head["gaze_x"]
+            offset = float(np.hypot(yaw, frame.head["pitch"] - p["frontal_pitch_deg"]))
+            frontal[index] = offset < p["max_gaze_offset_deg"]
+    return np.array(
+        [frontal[window].any() for _, window in windowed(track, 2 * p["reference_window_s"])]
+    )
 
 
 def arms_crossed(track: Track, p: dict[str, Any]) -> Scored:

@@ -1,0 +1,163 @@
+"""Long recordings: index the shared pedestrians clip looped to 10, 30 and 120 minutes.
+
+Each length is built once from ../shared/media by looping (OpenCV writes it, so no ffmpeg is
+needed), indexed in a fresh library in a subprocess of its own (so that each peak RSS is that
+length's alone), and the table gives wall time, x real time and peak RSS per length, plus the
+latency of `ask` on the longest library. Same content at every length, so only the length
+changes.
+
+    python benchmarks/long_video_bench.py                 # 10, 30 and 120 minutes
+    python benchmarks/long_video_bench.py --minutes 2 10  # chosen lengths
+    python benchmarks/long_video_bench.py --source ../shared/media/other.mp4 --max-side 1280
+
+Built recordings are kept in --work (default: a folder under the system temp dir) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SOURCE = REPO.parent / "shared" / "media" / "scene_pedestrians_walking_opencv_vtest.avi"
+QUESTION = "When do people walk?"
+
+
+def loop_video(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    duration_s: float,
+    *,
+    max_side: int | None = None,
+    codec: str = "mp4v",
+) -> Path:
+    """`source` played over and over until `duration_s` (at its own fps), written to `out`
+    with OpenCV; `max_side` scales the frames so that their long side is that (e.g. 1280 makes
+    a 720p-sized recording from a smaller source). An existing `out` is kept as it is."""
+    out = Path(out)
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    reader = cv2.VideoCapture(str(source))
+    if not reader.isOpened():
+        raise RuntimeError(f"OpenCV cannot read {source}")
+    fps = reader.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = []
+    while True:
+        ok, frame = reader.read()
+        if not ok:
+            break
+        if max_side is not None:
+            scale = max_side / max(frame.shape[:2])
+            size = tuple(int(round(side * scale / 2)) * 2 for side in frame.shape[1::-1])
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        # Encoded once, the loop re-encodes the same frames: a JPEG keeps the source small in
+        # memory (an 80 s clip at 10 fps is 800 frames).
+        frames.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1])
+    reader.release()
+    if not frames:
+        raise RuntimeError(f"{source} has no readable frames")
+    height, width = cv2.imdecode(frames[0], cv2.IMREAD_COLOR).shape[:2]
+    partial = out.with_suffix(".partial" + out.suffix)
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {partial} with codec {codec}")
+    for index in range(int(round(duration_s * fps))):
+        writer.write(cv2.imdecode(frames[index % len(frames)], cv2.IMREAD_COLOR))
+    writer.release()
+    partial.rename(out)
+    return out
+
+
+# The indexing run of one length, in a process of its own: its peak RSS is that length's alone.
+_CHILD = """
+import json, resource, sys, time
+from agent.context import Context
+from agent.indexing import index_video
+ctx = Context.from_env(home=sys.argv[2])
+started = time.perf_counter()
+record = index_video(sys.argv[1], ctx)
+print(json.dumps({
+    "wall_s": time.perf_counter() - started,
+    "duration_s": record.duration_s,
+    "clips": record.clip_count,
+    "detections": record.detection_count,
+    "status": record.status,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+_ASK = """
+import json, sys, time
+from agent.api import ask
+from agent.context import Context
+ctx = Context.from_env(home=sys.argv[2])
+times = []
+for _ in range(3):
+    started = time.perf_counter()
+    answer = ask(sys.argv[1], sys.argv[3], ctx=ctx)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"first_s": times[0], "best_s": min(times), "evidence": len(answer.evidence)}))
+"""
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0, 120.0])
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--max-side", type=int, default=None, help="scale the source's frames")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "long_video")
+    parser.add_argument("--question", default=QUESTION)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for minutes in args.minutes:
+        tag = f"{args.source.stem}_{minutes:g}min" + (f"_{args.max_side}" if args.max_side else "")
+        video = loop_video(
+            args.source, args.work / f"{tag}.mp4", minutes * 60, max_side=args.max_side
+        )
+        home = Path(tempfile.mkdtemp(prefix=f"{tag}_", dir=args.work))
+        print(f"indexing {video.name} into {home} ...", file=sys.stderr, flush=True)
+        result = run_child(_CHILD, str(video), str(home))
+        rows.append((minutes, video, home, result))
+        print(f"  {json.dumps(result)}", file=sys.stderr, flush=True)
+    asked = None
+    if rows:
+        minutes, video, home, _ = max(rows, key=lambda row: row[0])
+        asked = (minutes, run_child(_ASK, str(video), str(home), args.question))
+    print(f"\nLong recordings ({args.source.name} looped; {os.cpu_count()} cores)\n")
+    print("| length | index wall time | x real time | peak RSS | clips | detections | status |")
+    print("|---|---|---|---|---|---|---|")
+    for minutes, _, _, r in rows:
+        print(
+            f"| {minutes:g} min | {r['wall_s']:.0f} s | {r['duration_s'] / r['wall_s']:.1f}x "
+            f"| {r['peak_rss_mb'] / 1024:.2f} GB | {r['clips']} | {r['detections']} "
+            f"| {r['status']} |"
+        )
+    if asked is not None:
+        minutes, a = asked
+        print(
+            f"\n`ask` on the {minutes:g}-minute library ({args.question!r}): first answer "
+            f"{a['first_s']:.2f} s (process start, models and index load included in the "
+            f"library open), best of 3 {a['best_s']:.2f} s, {a['evidence']} evidence items"
+        )
+
+
+if __name__ == "__main__":
+    main()

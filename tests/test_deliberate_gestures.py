@@ -1,0 +1,59 @@
+"""Hand signs a person would call deliberate: readable size, held still, no grip."""
+
+import numpy as np
+
+from agent.perception.features import FrameFeatures, HandFeatures
+from agent.perception.learned.objects import SeenObject
+from agent.perception.rules.common import Track, merged_params
+from agent.perception.rules.gesture import hand_sign
+
+FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+# Thresholds of the fist class: every finger curled.
+FIST = merged_params("hand_sign", {"curled": list(FINGERS), "extended": []})
+
+
+def _fist(wrist_x: float, palm: float = 0.2) -> HandFeatures:
+    return HandFeatures(
+        side="right",
+        box=[wrist_x - 0.05, 0.4, 0.1, 0.15],
+        extension=dict.fromkeys(FINGERS, 0.05),
+        direction_deg=dict.fromkeys(FINGERS, 0.0),
+        spread_deg=10.0,
+        index_middle_deg=5.0,
+        thumb_index_gap=0.5,
+        knuckle_line_deg=90.0,
+        wrist_xy=(wrist_x, 0.5),
+        palm_size=palm,
+    )
+
+
+def _scores(hands, objects=None) -> np.ndarray:
+    frames = [
+        FrameFeatures(time_s=0.5 * i, hands=[hand], objects=objects if i == 0 else None)
+        for i, hand in enumerate(hands)
+    ]
+    return hand_sign(Track(frames, [{}] * len(frames), 0.5), FIST).scores
+
+
+def test_a_large_still_fist_is_a_sign():
+    assert np.all(_scores([_fist(0.5), _fist(0.51), _fist(0.5)]) > 0.9)
+
+
+def test_a_small_hand_is_too_few_pixels_to_read():
+    assert np.all(_scores([_fist(0.5, palm=0.04)] * 3) == 0.0)
+
+
+def test_a_hand_moving_through_the_shape_is_no_sign():
+    # Half a frame height per sample: 2.5 palm lengths.
+    assert np.all(_scores([_fist(0.2), _fist(0.7), _fist(1.2)]) == 0.0)
+
+
+def test_a_hand_gripping_a_cup_is_no_sign():
+    cup = SeenObject("cup", 0.6, (0.45, 0.42, 0.1, 0.2))
+    scores = _scores([_fist(0.5), _fist(0.5), _fist(0.5)], objects=[cup])
+    # The detector saw the cup at 0 s: the frames within 0.6 s are grips, the one at 1 s is not.
+    assert scores[0] == scores[1] == 0.0 and scores[2] > 0.9
+
+
+def test_a_still_shows_its_sign_without_neighbours():
+    assert _scores([_fist(0.5)])[0] > 0.9
