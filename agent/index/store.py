@@ -188,6 +188,24 @@ class LibraryStore:
         row = self._conn().execute("SELECT * FROM videos WHERE sha256=?", (sha,)).fetchone()
         return self._video_record(row) if row else None
 
+    def known_path(self, path: str | os.PathLike) -> VideoRecord | None:
+        """The record of the video last seen at `path` with the file's current size and
+        modification time (no hashing), or None."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT v.* FROM paths p JOIN videos v ON v.sha256 = p.sha256 "
+                "WHERE p.path=? AND p.size_bytes=? AND p.mtime_ns=?",
+                (str(path.resolve()), stat.st_size, stat.st_mtime_ns),
+            )
+            .fetchone()
+        )
+        return self._video_record(row) if row else None
+
     def videos(self) -> list[VideoRecord]:
         """Every video in the library, most recently indexed first."""
         rows = (

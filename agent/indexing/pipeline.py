@@ -177,8 +177,6 @@ def _index(
     force,
 ) -> VideoRecord:
     report("probe", 0, 1, f"reading {path.name}")
-    info = probe(path, ctx)
-    report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     kb = kb if kb is not None else _default_kb(ctx)
     use_vlm = vlm is not None and ctx.backend == "videollama3"
     # Lazy handles: their identity goes into the settings, their models load only if needed.
@@ -186,6 +184,15 @@ def _index(
     if visual_embedder is None:
         visual_embedder = load_visual_embedder(ctx)
     settings = index_settings(ctx, embedder, visual_embedder, vlm if use_vlm else None, kb)
+    # A file the library saw at this size and time needs no probe: hashing and opening a
+    # two-hour recording would take seconds on every question asked about it.
+    known = None if force else library.known_path(path)
+    if known is not None and reuse_reason(known, settings) is None:
+        report("probe", 1, 1, f"{path.name}: {known.duration_s:.1f} s (indexed before)")
+        report("done", 1, 1, f"{path.name}: already indexed ({known.clip_count} clips)")
+        return known.model_copy(update={"reused": True})
+    info = probe(path, ctx)
+    report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     existing = library.video(info.sha256)
     reason = None if force else reuse_reason(existing, settings)
     if existing is not None and existing.status == "complete" and reason is None:
