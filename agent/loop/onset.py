@@ -12,6 +12,10 @@ from agent.state import AgentState, VideoInfo
 # Re-perceive this long before an onset (one coarse sampling step plus a margin) and after it.
 REFINE_BEFORE_PAD_S = 0.1
 REFINE_AFTER_S = 0.5
+# ... and on into the detection, up to its end but at most this far past its start: a class
+# must be held for its minimum duration (up to 2 s for some signs), and a closer look that
+# stops half a second in would cut the run short and drop it.
+REFINE_MAX_AFTER_S = 2.5
 
 
 def refine_onset(
@@ -32,7 +36,8 @@ def refine_onset(
         return None
     step_s = 1.0 / deps.ctx.sample_fps
     lo_s = max(0.0, first["start_s"] - step_s - REFINE_BEFORE_PAD_S)
-    hi_s = min(float(state["video"]["duration_s"]), first["start_s"] + REFINE_AFTER_S)
+    into_s = min(float(first["end_s"]) - first["start_s"], REFINE_MAX_AFTER_S)
+    hi_s = min(float(state["video"]["duration_s"]), first["start_s"] + max(REFINE_AFTER_S, into_s))
     emit_progress(
         runtime,
         "inspect",
