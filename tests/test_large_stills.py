@@ -85,7 +85,7 @@ def test_truncated_jpeg_says_it_is_damaged(v_sign_photo, tmp_path):
     broken.write_bytes(data[: len(data) // 2])
     for read in (read_image, probe, perceive_image):
         with pytest.raises(VideoError, match="damaged") as error:
-            read(broken)
+            read(broken, Context())
         assert str(broken) in str(error.value) and "re-export" in str(error.value)
 
 

@@ -60,6 +60,9 @@ class PayloadCollector:
     def video(self, path_or_sha) -> VideoRecord | None:
         return None
 
+    def known_path(self, path) -> VideoRecord | None:
+        return None
+
     def note_path(self, path, sha256: str) -> None:
         return None
 
