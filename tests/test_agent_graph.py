@@ -508,7 +508,9 @@ def test_onset_is_refined_by_looking_closer(monkeypatch):
     final = run("When does he start smiling?", deps)
     assert [e["start_s"] for e in final["answer"]["evidence"]] == [0.7]
     assert "starts at 00:00.7" in final["answer"]["answer"]
-    assert CloserSession.spans[-1] == (0.4, 1.4, 10.0)  # one coarse step before, 0.5 s after
+    # One coarse step before, and on to the detection's end (2.4 s; at most 2.5 s past its
+    # start): a look that stopped 0.5 s in would cut a class that must be held 1 s.
+    assert CloserSession.spans[-1] == (0.4, 2.3, 10.0)
     plain = run("When does he smile?", deps)  # no onset asked: no closer look
     assert [e["start_s"] for e in plain["answer"]["evidence"]] == [1.0]
     assert len(CloserSession.spans) == 1
