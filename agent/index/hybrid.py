@@ -95,6 +95,7 @@ class HybridSearch:
         k = k or self.index.ctx.top_k
         scope = Scope(self._known_sha(video), start_s, end_s)
         self._clips: dict[int, int | None] = {}  # moment -> its clip, for this query
+        self._videos = self.index.derived("hybrid_videos", dict)  # sha256 -> VideoClips
         query = self.index.embedder.embed([text])[0]
         shared = self.kb.embedder is self.index.embedder
         found = self.kb.match(text, k=CLASS_MATCHES, vector=query if shared else None)
@@ -173,10 +174,9 @@ class HybridSearch:
 
     def _video(self, sha256: str) -> VideoClips:
         """A video's clips and timing, kept until the library changes."""
-        videos = self.index.derived("hybrid_videos", dict)
-        if sha256 not in videos:
-            videos[sha256] = video_clips(self.index._conn(), sha256)
-        return videos[sha256]
+        if sha256 not in self._videos:
+            self._videos[sha256] = video_clips(self.index._conn(), sha256)
+        return self._videos[sha256]
 
     def _add_moments(self, fused, name: str, ranked: list[Moment]) -> None:
         seen: set[int] = set()
@@ -264,15 +264,13 @@ class HybridSearch:
 
     def _closest(self, sims, labels, scope: Scope) -> list[tuple[str, float]]:
         """The labels seen in scope nearest the query (named when nothing matched)."""
-        where, args = scope.sql("d")
-        seen = {
-            (r[0], r[1])
-            for r in self.index._conn().execute(
-                f"SELECT DISTINCT d.kind, d.label_key FROM detections d WHERE {where}", args
-            )
-        }
-        near = sorted(((sims[key], key) for key in seen if key in sims), reverse=True)[:3]
-        return [(labels[key], round(sim, 3)) for sim, (_, key) in near]
+        seen_in = self.index.derived("hybrid_seen", dict)  # scope -> labels seen there
+        if scope not in seen_in:
+            where, args = scope.sql("d")
+            sql = f"SELECT DISTINCT d.kind, d.label_key FROM detections d WHERE {where}"
+            seen_in[scope] = {(r[0], r[1]) for r in self.index._conn().execute(sql, args)}
+        near = sorted(((sims[key], key) for key in seen_in[scope] if key in sims), reverse=True)
+        return [(labels[key], round(sim, 3)) for sim, (_, key) in near[:3]]
 
     def _known_sha(self, video) -> str | None:
         if video is None:

@@ -62,7 +62,9 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     n = len(needle)
-    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    if n == 0 or needle[0] not in haystack:  # the common case, answered without slicing
+        return False
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
 class TextEmbedder(Protocol):
