@@ -115,7 +115,7 @@ class VideoClips:
             start_s, end_s = start_s - self.object_step_s / 2, end_s + self.object_step_s / 2
         else:
             start_s -= self.sample_step_s / 2
-        return max(0.0, start_s), min(top_s, end_s)
+        return round(max(0.0, start_s), 3), round(min(top_s, end_s), 3)
 
 
 def video_clips(conn: sqlite3.Connection, sha256: str) -> VideoClips:
