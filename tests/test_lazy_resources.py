@@ -254,3 +254,14 @@ def test_class_vectors_are_reused_by_the_next_process_and_rebuilt_when_stale(tmp
     rebuilt = match_in_new_process(folder, home)
     assert rebuilt == first
     assert np.load(cached).shape[0] == first["embedded"] - 1
+
+
+def test_indexing_a_new_library_embeds_the_class_phrases_for_its_first_question(tmp_path):
+    home = tmp_path / "home"
+    ctx = Context(home=home, clip_length_s=3.0)
+    video = write_video(tmp_path / "clip.mp4", [3.0], fps=10.0, size=(160, 120))
+    index_video(video, ctx, perceiver=object(), session_factory=_OneDetectionSession)
+    (cached,) = (home / "cache").glob("kb_vectors_*.npy")
+    assert np.load(cached).shape[1] == 384
+    # The first question in a new process embeds only itself, not ~900 class phrases.
+    assert match_in_new_process(default_folder(), home) == {"best": "thumbs_down", "embedded": 1}

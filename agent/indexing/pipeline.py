@@ -209,6 +209,9 @@ def _index(
     # Models load now, not after a long perception pass: a model that cannot load fails fast.
     ensure_loaded(embedder)
     ensure_loaded(visual_embedder)
+    # The first question asked of a new library would otherwise embed every class phrase
+    # (~900 of them: seconds), inside the time the user waits for an answer.
+    kb.prepare_matching()
     library.begin_video(info, settings)
 
     clips, detections, objects = _perceive(

@@ -90,6 +90,11 @@ class KnowledgeBase:
 
     # -- matching ---------------------------------------------------------------------
 
+    def prepare_matching(self) -> None:
+        """Embed the class phrases now (cached under the home), so the first question need not."""
+        if self.embedder is not None:
+            self._embedding_index()
+
     def _embedding_index(self) -> tuple[np.ndarray, list[str]]:
         """One weighted vector per (class, phrase), computed once per knowledge base."""
         if self._label_index is None:

@@ -161,6 +161,8 @@ def cached_vectors(
     identity = [str(getattr(embedder, "name", "")), model, content, *texts]
     key = hashlib.sha256("\n".join(identity).encode("utf-8")).hexdigest()[:24]
     path = folder / f"kb_vectors_{key}.npy"
+    if key in _PROCESS_VECTORS and not path.is_file():
+        _save(path, _PROCESS_VECTORS[key])
     if path.is_file():
         try:
             vectors = np.load(path)
@@ -170,11 +172,21 @@ def cached_vectors(
         except (OSError, ValueError, EOFError) as error:
             log.warning("cannot read %s (%s); rebuilding it", path, error)
     vectors = embed(texts)
+    _PROCESS_VECTORS[key] = vectors
+    _save(path, vectors)
+    return vectors
+
+
+# The vectors embedded in this process, by cache key: a second library home opened in the same
+# process (a test run, a server with several homes) copies them instead of embedding again.
+_PROCESS_VECTORS: dict[str, np.ndarray] = {}
+
+
+def _save(path: Path, vectors: np.ndarray) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
         np.save(temporary, vectors)
         temporary.replace(path)
     except OSError:
         pass  # a read-only home only costs speed
-    return vectors
