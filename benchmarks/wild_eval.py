@@ -80,7 +80,9 @@ def fingerprint(ctx: Context) -> str:
     )
     for path in files:
         digest.update(path.read_bytes())
-    for method in (PerceptionSession.add_frame, PerceptionSession._add_learned):
+    # What the session records per frame (the learned models run on a worker thread).
+    recording = ("add_frame", "_start_objects", "_start_expression", "_settle", "_track_people")
+    for method in (getattr(PerceptionSession, name) for name in recording):
         digest.update(inspect.getsource(method).encode())
     digest.update(repr(defaults()["landmarks"]).encode())
     digest.update(repr([getattr(ctx, name) for name in SETTINGS]).encode())
