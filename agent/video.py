@@ -7,7 +7,8 @@ time, at a size capped by `Context.decode_max_side`. Timestamps are the reader's
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -197,6 +198,21 @@ def iter_frames(
     for offset in range(0, len(indices), ctx.decode_batch):
         chunk = indices[offset : offset + ctx.decode_batch]
         yield FrameBatch(_decode(reader, chunk.tolist(), path), chunk, starts[chunk])
+
+
+def read_ahead(batches: Iterable[FrameBatch]) -> Iterator[FrameBatch]:
+    """`batches`, with the next one decoded on a thread while the caller works on this one.
+
+    Perception's main thread is the slower of the two busy ones (mediapipe waits on nothing
+    else), so decoding beside it rather than before it takes its share off the wall time; one
+    batch ahead keeps memory at two batches. A decoding error is raised here, in order.
+    """
+    source = iter(batches)
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as decoder:
+        upcoming = decoder.submit(next, source, None)
+        while (batch := upcoming.result()) is not None:
+            upcoming = decoder.submit(next, source, None)
+            yield batch
 
 
 def iter_stretch(

@@ -9,6 +9,7 @@ changes.
     python benchmarks/long_video_bench.py                 # 10, 30 and 120 minutes
     python benchmarks/long_video_bench.py --minutes 2 10  # chosen lengths
     python benchmarks/long_video_bench.py --source ../shared/media/other.mp4 --max-side 1280
+    python benchmarks/long_video_bench.py --minutes 120 --kill-at 0.7  # + kill -9 and resume
 
 Built recordings are kept in --work (default: a folder under the system temp dir) and reused.
 """
@@ -107,6 +108,69 @@ print(json.dumps({"first_s": times[0], "best_s": min(times), "evidence": len(ans
 """
 
 
+# An index that prints its perception progress, one JSON line per event, to be killed part-way.
+_KILLABLE = """
+import json, sys
+from agent.context import Context
+from agent.indexing import index_video
+def show(event):
+    if event["stage"] == "perceive":
+        print(json.dumps({"done": event["done"], "total": event["total"]}), flush=True)
+index_video(sys.argv[1], Context.from_env(home=sys.argv[2]), progress=show)
+"""
+
+# The resumed run: how far its checkpoints took it, and then the rest of the index.
+_RESUME = """
+import json, resource, sys, time
+from agent.context import Context
+from agent.index import ClipIndex
+from agent.indexing import index_video
+from agent.indexing.stretches import plan_stretches
+from agent.video import probe
+ctx = Context.from_env(home=sys.argv[2])
+info = probe(sys.argv[1], ctx)
+with ClipIndex(ctx) as library:
+    stored = library.video(info.sha256)
+    checkpointed_s = (stored.checkpointed_s or 0.0) if stored is not None else 0.0
+    status = stored.status if stored is not None else "absent"
+started = time.perf_counter()
+record = index_video(sys.argv[1], ctx)
+print(json.dumps({
+    "status_before": status,
+    "checkpointed_s": checkpointed_s,
+    "stretches": len(plan_stretches(info, ctx)),
+    "resume_wall_s": time.perf_counter() - started,
+    "status": record.status,
+    "duration_s": record.duration_s,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def kill_and_resume(video: Path, home: Path, at: float) -> dict:
+    """Index `video`, kill -9 the index when perception reaches `at` (a share of the frames),
+    then index again: how much of the video the restart had to do again."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, str(video), str(home)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    reached = 0.0
+    for line in child.stdout:
+        event = json.loads(line)
+        reached = event["done"] / max(1, event["total"])
+        if reached >= at:
+            child.kill()
+            break
+    child.wait()
+    if reached < at:
+        raise RuntimeError(f"the index ended at {reached:.0%} before it could be killed")
+    resumed = run_child(_RESUME, str(video), str(home))
+    resumed["killed_at"] = reached
+    return resumed
+
+
 def run_child(code: str, *args: str) -> dict:
     """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
     done = subprocess.run(
@@ -124,6 +188,13 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=None, help="scale the source's frames")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "long_video")
     parser.add_argument("--question", default=QUESTION)
+    parser.add_argument(
+        "--kill-at",
+        type=float,
+        default=None,
+        help="also index the longest recording again, kill -9 it at this share (e.g. 0.7) "
+        "and restart it: how much the restart re-does",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -141,6 +212,13 @@ def main() -> None:
     if rows:
         minutes, video, home, _ = max(rows, key=lambda row: row[0])
         asked = (minutes, run_child(_ASK, str(video), str(home), args.question))
+    killed = None
+    if rows and args.kill_at is not None:
+        minutes, video, _, _ = max(rows, key=lambda row: row[0])
+        home = Path(tempfile.mkdtemp(prefix=f"{video.stem}_killed_", dir=args.work))
+        print(f"indexing {video.name} again, killed at {args.kill_at:.0%} ...", file=sys.stderr)
+        killed = (minutes, kill_and_resume(video, home, args.kill_at))
+        print(f"  {json.dumps(killed[1])}", file=sys.stderr, flush=True)
     print(f"\nLong recordings ({args.source.name} looped; {os.cpu_count()} cores)\n")
     print("| length | index wall time | x real time | peak RSS | clips | detections | status |")
     print("|---|---|---|---|---|---|---|")
@@ -156,6 +234,17 @@ def main() -> None:
             f"\n`ask` on the {minutes:g}-minute library ({args.question!r}): first answer "
             f"{a['first_s']:.2f} s (process start, models and index load included in the "
             f"library open), best of 3 {a['best_s']:.2f} s, {a['evidence']} evidence items"
+        )
+
+    if killed is not None:
+        minutes, k = killed
+        redone = max(0.0, k["killed_at"] - k["checkpointed_s"] / k["duration_s"])
+        print(
+            f"\nKilled (-9) at {k['killed_at']:.1%} of the {minutes:g}-minute index, status "
+            f"{k['status_before']!r}; the restart resumed from {k['checkpointed_s']:.0f} s "
+            f"({k['stretches']} stretches) and re-did {redone:.1%} of the video; it ended "
+            f"{k['status']!r} after {k['resume_wall_s']:.0f} s, peak RSS "
+            f"{k['peak_rss_mb'] / 1024:.2f} GB"
         )
 
 

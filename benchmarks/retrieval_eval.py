@@ -174,7 +174,7 @@ def index_all(items: list[Item], ctx, skip: bool) -> dict[Path, object]:
     return records
 
 
-def quality(items, records, ctx, kb, whole_library: bool = True) -> dict:
+def quality(items, records, ctx, kb, whole_library: bool = True, failures: bool = False) -> dict:
     from agent.events import label_key
     from agent.index import ClipIndex
 
@@ -207,6 +207,8 @@ def quality(items, records, ctx, kb, whole_library: bool = True) -> dict:
                 if record.duration_s > 0:
                     good = bool(in_video) and _best_iou(in_video[0], truth[record.sha256]) >= 0.5
                     rows["iou"].append(good)
+                    if failures and not good:
+                        _print_failure(item, record, label, query, in_video, truth, library)
                     if all(start is not None for start, _ in item.present[label]):
                         rows["iou_timed"].append(good)
         for query in absent_queries(item, detected, kb):
@@ -215,6 +217,24 @@ def quality(items, records, ctx, kb, whole_library: bool = True) -> dict:
     return {name: _share(values) for name, values in rows.items()} | {
         f"n_{name}": len(values) for name, values in rows.items()
     }
+
+
+def _print_failure(item, record, label, query, hits, truth, library) -> None:
+    """One top hit whose span misses the labelled one (IoU < 0.5), with what was detected."""
+    from agent.events import label_key
+
+    seen = [
+        f"{d.start_s:.2f}-{d.end_s:.2f}"
+        for d in library.detections(record.sha256)
+        if label_key(d.label) == label
+    ]
+    hit = f"{hits[0][1]:.2f}-{hits[0][2]:.2f}" if hits else "none"
+    spans = " ".join(f"{s:.2f}-{e:.2f}" for s, e in truth[record.sha256])
+    print(
+        f"IoU<0.5 {item.path.parent.name}/{item.path.name} ({record.duration_s:.2f} s) "
+        f"{label!r} q={query!r}: hit {hit}, labelled {spans}, detected {' '.join(seen)}",
+        file=sys.stderr,
+    )
 
 
 def absent_queries(item: Item, detected: set[str], kb) -> list[str]:
@@ -402,6 +422,10 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="A --json file of an earlier run to compare.")
     parser.add_argument("--sweep", action="store_true", help="Also sweep the match floors.")
     parser.add_argument("--only-latency", action="store_true", help="Skip the quality part.")
+    parser.add_argument(
+        "--failures", action="store_true", help="List top hits with span IoU < 0.5 (stderr)."
+    )
+    parser.add_argument("--no-latency", action="store_true", help="Skip the latency part.")
     options = parser.parse_args()
 
     from agent.context import Context
@@ -417,8 +441,9 @@ def main() -> None:
         records = index_all(items, ctx, options.skip_index)
         if options.sweep:
             sweep(items, records, ctx, kb)
-        numbers = quality(items, records, ctx, kb)
-    numbers |= latency(options.clips, kb, load_text_embedder(ctx), options.repeat)
+        numbers = quality(items, records, ctx, kb, failures=options.failures)
+    if not options.no_latency:
+        numbers |= latency(options.clips, kb, load_text_embedder(ctx), options.repeat)
     if options.json:
         options.json.write_text(json.dumps(numbers, indent=2), encoding="utf-8")
     before = json.loads(options.before.read_text(encoding="utf-8")) if options.before else None

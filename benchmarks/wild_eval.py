@@ -81,7 +81,14 @@ def fingerprint(ctx: Context) -> str:
     for path in files:
         digest.update(path.read_bytes())
     # What the session records per frame (the learned models run on a worker thread).
-    recording = ("add_frame", "_start_objects", "_start_expression", "_settle", "_track_people")
+    recording = (
+        "add_frame",
+        "_only_small_people",
+        "_start_objects",
+        "_start_expression",
+        "_settle",
+        "_track_people",
+    )
     for method in (getattr(PerceptionSession, name) for name in recording):
         digest.update(inspect.getsource(method).encode())
     digest.update(repr(defaults()["landmarks"]).encode())

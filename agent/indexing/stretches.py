@@ -24,7 +24,13 @@ import numpy as np
 from agent.context import Context
 from agent.events import label_key, merge_detections
 from agent.state import Clip, Detection, ObjectSighting, Record, VideoInfo
-from agent.video import ShotCuts, histogram_distance, iter_stretch, windows_between_cuts
+from agent.video import (
+    ShotCuts,
+    histogram_distance,
+    iter_stretch,
+    read_ahead,
+    windows_between_cuts,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 # A last stretch shorter than this share of `stretch_s` joins the one before: a few seconds
@@ -103,7 +109,7 @@ def perceive_stretch(
             progress=progress,
             session_factory=session_factory,
         )
-        for batch in iter_stretch(path, start_s, until_s, ctx):
+        for batch in read_ahead(iter_stretch(path, start_s, until_s, ctx)):
             run.add(batch)
             cuts.add(batch)
         detections = run.finish()

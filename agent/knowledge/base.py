@@ -44,6 +44,7 @@ class KnowledgeBase:
         self.cache_folder = cache_folder
         self._label_index: np.ndarray | None = None
         self._label_owner: list[str] = []
+        self._owner_rows: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._classes)
@@ -98,6 +99,9 @@ class KnowledgeBase:
             )
             self._label_index = vectors * np.asarray(weights, dtype=np.float32)[:, None]
             self._label_owner = owners
+            # Per class, the rows of its phrases: found once, not on every match.
+            rows = {cid: [i for i, o in enumerate(owners) if o == cid] for cid in self._classes}
+            self._owner_rows = {cid: np.asarray(idx) for cid, idx in rows.items() if idx}
         return self._label_index, self._label_owner
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -115,12 +119,11 @@ class KnowledgeBase:
         self, texts: list[str], embedded: np.ndarray | None = None
     ) -> list[dict[str, float]]:
         """Per text: {class id: best cosine similarity over the class's name and synonyms}."""
-        vectors, owners = self._embedding_index()
+        vectors, _ = self._embedding_index()
         queries = self._embed(texts) if embedded is None else np.asarray(embedded, np.float32)
         similarities = queries @ vectors.T
-        owner_index = {cid: [i for i, o in enumerate(owners) if o == cid] for cid in self._classes}
         return [
-            {cid: float(row[idx].max()) for cid, idx in owner_index.items() if idx}
+            {cid: float(row[idx].max()) for cid, idx in self._owner_rows.items()}
             for row in similarities
         ]
 

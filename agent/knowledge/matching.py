@@ -6,6 +6,7 @@ holds the embedder and the class vectors, which are cached on disk per knowledge
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -51,14 +52,19 @@ def _stem(token: str) -> str:
     return token
 
 
-def _tokens(text: str) -> list[str]:
+@functools.lru_cache(maxsize=8192)
+def _tokens(text: str) -> tuple[str, ...]:
+    """Stemmed content words; cached, since every query is checked against every class's name
+    and synonyms (most of a search's time in matching before this cache)."""
     words = re.findall(r"[a-z0-9]+", _IDIOMS.sub(" ", text.lower().replace("'", "")))
-    return [_stem(w) for w in words if w not in _STOPWORDS]
+    return tuple(_stem(w) for w in words if w not in _STOPWORDS)
 
 
-def _contains(haystack: list[str], needle: list[str]) -> bool:
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     n = len(needle)
-    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    if n == 0 or needle[0] not in haystack:  # the common case, answered without slicing
+        return False
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
 
 
 class TextEmbedder(Protocol):

@@ -22,7 +22,7 @@ from agent.context import Context
 from agent.events import clamp_detections
 from agent.state import Detection, ObjectSighting, VideoInfo
 from agent.timefmt import format_clock
-from agent.video import FrameBatch, is_image, iter_frames, probe, still_batch
+from agent.video import FrameBatch, is_image, iter_frames, probe, read_ahead, still_batch
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -164,7 +164,7 @@ def perceive_path(
         run_ctx = ctx.replace(sample_fps=fps)
         span_end_s = info.duration_s if end_s is None else min(end_s, info.duration_s)
         return run_perception(
-            iter_frames(path, start_s, end_s, fps=run_ctx.sample_fps, ctx=run_ctx),
+            read_ahead(iter_frames(path, start_s, end_s, fps=run_ctx.sample_fps, ctx=run_ctx)),
             active,
             kb,
             run_ctx,

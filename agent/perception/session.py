@@ -20,7 +20,7 @@ from agent.perception.capabilities import capability
 from agent.perception.detectors import DETECTORS, EXCLUSIVE
 from agent.perception.face import au_intensities, neutral_baseline
 from agent.perception.features import FrameFeatures, frame_features, motion_energy
-from agent.perception.landmarks import Perceiver
+from agent.perception.landmarks import FrameLandmarks, Perceiver
 from agent.perception.people import PeopleTracker
 from agent.perception.rules.action import people_motion
 from agent.perception.rules.common import Scored, Track, defaults, merged_params
@@ -37,6 +37,9 @@ _MOTION_SIDE = 64
 # The main person's box taller than this share of the frame = a close view, where background
 # subtraction sees limbs, not walkers.
 _CLOSE_VIEW = 0.5
+# Landmarks are not looked for while every person the detector saw last is shorter than this
+# share of `min_person_height` (the margin covers the detector's box against the pose's).
+_SMALL_PEOPLE_MARGIN = 0.8
 # One class's per-frame result: (knowledge-base item, its parameters, scores, rule name).
 ScoredClass = tuple[object, dict, Scored, str]
 
@@ -63,6 +66,10 @@ class PerceptionSession:
         self._pending: list[tuple] = []
         self._worker = None if still else ThreadPoolExecutor(1, thread_name_prefix="learned")
         self._min_person_height = defaults()["landmarks"]["min_person_height"]
+        # The tallest person (share of the frame height) in the newest settled detector
+        # result; None before one, or when the detector saw nobody.
+        self._tallest_person: float | None = None
+        self.frames_without_landmarks = 0
         if not still:
             perceiver.reset()
 
@@ -78,7 +85,14 @@ class PerceptionSession:
         or `finish`, in frame order, so what is found does not depend on the timing."""
         objects = self._start_objects(frame_rgb, time_s)
         started = time.perf_counter()
-        landmarks = self.perceiver.process(frame_rgb, time_s, still=self.still)
+        if self._only_small_people():
+            # `frame_features` would keep nothing of their landmarks but a box (a crowd far
+            # from the camera): mediapipe, the largest cost per frame, is not run for them.
+            height, width = frame_rgb.shape[:2]
+            landmarks = FrameLandmarks(float(time_s), width, height)
+            self.frames_without_landmarks += 1
+        else:
+            landmarks = self.perceiver.process(frame_rgb, time_s, still=self.still)
         self.seconds_in_mediapipe += time.perf_counter() - started
         features = frame_features(landmarks, min_person_height=self._min_person_height)
         expression = self._start_expression(frame_rgb, features)
@@ -95,6 +109,17 @@ class PerceptionSession:
         if self._worker is None:
             self._settle()
         return features
+
+    def _only_small_people(self) -> bool:
+        """Whether the newest settled detector result (a frame at most 1.5 / object_fps s
+        ago; settled in frame order, so the choice does not depend on timing) saw people,
+        all too small to read. Nobody seen is not enough: a close-up hand has no body."""
+        tallest = self._tallest_person
+        return (
+            not self.still
+            and tallest is not None
+            and tallest < _SMALL_PEOPLE_MARGIN * self._min_person_height
+        )
 
     def _start_objects(self, frame_rgb: np.ndarray, time_s: float):
         """Objects at most `object_fps` times a second (every frame for a still): a future on
@@ -131,6 +156,8 @@ class PerceptionSession:
                 features.expression = self._result(expression)
             if objects is not None:
                 features.objects = self._result(objects)
+                heights = [o.box[3] for o in features.objects if o.label == "person"]
+                self._tallest_person = max(heights) if heights else None
             self._track_people(features, frame_rgb)
 
     def _result(self, job):
