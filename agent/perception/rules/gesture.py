@@ -49,6 +49,8 @@ def hand_shape_score(hand: HandFeatures, p: dict[str, Any]) -> tuple[float, str]
             parts[f"{finger} curled"] = ramp(values[finger], ext, curl)
     for finger in p.get("not_straight", []):
         parts[f"{finger} not straight"] = ramp(values[finger], 1.0, ext)
+    for finger in p.get("not_curled", []):
+        parts[f"{finger} not curled"] = ramp(values[finger], 0.5 * curl, curl)
     for key, digit in (("thumb_direction", "thumb"), ("index_direction", "index")):
         if key in p:
             digit = point_digit or digit
