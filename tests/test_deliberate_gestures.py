@@ -57,3 +57,29 @@ def test_a_hand_gripping_a_cup_is_no_sign():
 
 def test_a_still_shows_its_sign_without_neighbours():
     assert _scores([_fist(0.5)])[0] > 0.9
+
+
+def test_a_hand_held_swept_across_and_held_again_is_a_swipe_not_a_sign():
+    # Held at 0.2 for 1 s, swept 0.6 (3 palm lengths) in one sample, held at 0.8: a swipe.
+    wrists = [0.2, 0.2, 0.21, 0.8, 0.8, 0.81]
+    assert np.all(_scores([_fist(x) for x in wrists]) == 0.0)
+
+
+def test_a_sign_held_in_one_place_after_a_swipe_window_counts_again():
+    # The same sweep, then the hand stays at 0.8: held more than swipe_window_s after the
+    # last hold at 0.2, it is a sign again.
+    wrists = [0.2, 0.2, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    scores = _scores([_fist(x) for x in wrists])
+    assert np.all(scores[:6] == 0.0) and np.all(scores[6:] > 0.9)
+
+
+def test_the_other_hand_held_elsewhere_is_no_swipe():
+    left = [_fist(0.2) for _ in range(3)]
+    for hand in left:
+        hand.side = "left"
+    frames = [
+        FrameFeatures(time_s=0.5 * i, hands=[right, left[i]])
+        for i, right in enumerate([_fist(0.8) for _ in range(3)])
+    ]
+    scores = hand_sign(Track(frames, [{}] * 3, 0.5), FIST).scores
+    assert np.all(scores > 0.9)

@@ -146,9 +146,10 @@ class Perceiver:
                 if points is not None
             ],
         )
-        # Holistic finds hands only through the pose; without a body (close-up hands) or on a
-        # still where it missed them, the palm detector of the hands solution looks directly.
-        if not person.hands and (still or person.pose is None) and self._look_for_hands(still):
+        # Holistic finds hands only through the pose; where it gave none (no body in view,
+        # a close-up hand read as a body, a hand held toward the camera), the palm detector of
+        # the hands solution looks directly (in video, less often after each miss).
+        if not person.hands and self._look_for_hands(still):
             person.hands = self._hands_only(frame_rgb, still)
             if still:
                 person.hands = _distinct(person.hands + self._hands_in_tiles(frame_rgb))

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 # Grey thumbnail side for motion energy: enough to see a hand move, cheap to difference.
 _MOTION_SIDE = 64
-# The main person's box taller than this share of the frame = a close view, not a crowd scene.
+# The main person's box taller than this share of the frame = a close view, where background
+# subtraction sees limbs, not walkers.
 _CLOSE_VIEW = 0.5
 # Landmarks are not looked for while every person the detector saw last is shorter than this
 # share of `min_person_height` (the margin covers the detector's box against the pose's).
@@ -167,12 +168,16 @@ class PerceptionSession:
         return result
 
     def _track_people(self, features: FrameFeatures, frame_rgb: np.ndarray) -> None:
-        box = features.person_box
-        if self.people is None or (box is not None and box[3] >= _CLOSE_VIEW):
+        if self.people is None:
             return
         if self.perceiver.learned.objects is None:
-            self.people.update(frame_rgb, features.time_s)
+            # Background subtraction on a close view reads moving arms as people.
+            box = features.person_box
+            if box is None or box[3] < _CLOSE_VIEW:
+                self.people.update(frame_rgb, features.time_s)
         elif features.objects is not None:
+            # The detector's person boxes: a walker seen close up (an overhead camera, a
+            # corridor) is tracked too, its landmarks often lack the legs that gait reads.
             people = [o.box for o in features.objects if o.label == "person"]
             self.people.update(frame_rgb, features.time_s, people)
 

@@ -11,6 +11,7 @@ import numpy as np
 from agent.perception.features import FrameFeatures, HandFeatures
 from agent.perception.geometry import FINGERS
 from agent.perception.rules.common import NAN, Scored, Track, ramp, windowed, within
+from agent.perception.rules.deliberate import deliberate_hand, handheld_objects
 
 _TOWARDS_DEG = {"up": (0.0, 0.0), "down": (180.0, 180.0), "side": (90.0, 90.0)}
 
@@ -46,6 +47,10 @@ def hand_shape_score(hand: HandFeatures, p: dict[str, Any]) -> tuple[float, str]
             parts[f"{finger} straight"] = ramp(values[finger], curl, ext)
         for finger in curled:
             parts[f"{finger} curled"] = ramp(values[finger], ext, curl)
+    for finger in p.get("not_straight", []):
+        parts[f"{finger} not straight"] = ramp(values[finger], 1.0, ext)
+    for finger in p.get("not_curled", []):
+        parts[f"{finger} not curled"] = ramp(values[finger], 0.5 * curl, curl)
     for key, digit in (("thumb_direction", "thumb"), ("index_direction", "index")):
         if key in p:
             digit = point_digit or digit
@@ -115,7 +120,7 @@ def hand_sign(track: Track, p: dict[str, Any]) -> Scored:
     """Static hand shapes a person would call deliberate: which digits are straight or
     curled and where they point, on a hand large enough to read, held still (in video), and
     not gripping or touching an object the detector saw."""
-    held = _handheld_objects(track, p)
+    held = handheld_objects(track, p)
 
     def score(index: int, frame: FrameFeatures, hand: HandFeatures) -> tuple[float, str]:
         shape, cue = hand_shape_score(hand, p)
@@ -125,89 +130,6 @@ def hand_sign(track: Track, p: dict[str, Any]) -> Scored:
         return min(shape, gate), f"{cue}; {why}" if why else cue
 
     return _per_hand(track, score)
-
-
-def deliberate_hand(
-    track: Track, index: int, hand: HandFeatures, objects: list, p: dict[str, Any]
-) -> tuple[float, str]:
-    """0..1: whether a hand is one a person would read a sign from, and why not.
-
-    Small hands (palm under `min_palm` of the frame height) are a few pixels of guesses; a
-    hand that moved more than `max_hand_motion` palm lengths since the neighbouring sample
-    is passing through a shape, not showing it; a hand overlapping a held object grips it.
-    """
-    need = p["min_palm"]
-    size = ramp(hand.palm_size, 0.75 * need, need)
-    if size < 1.0:
-        return size, f"hand too small to read (palm {hand.palm_size:.2f} of the frame)"
-    if hand.to_face:
-        # Beside a face a real hand's palm is ~0.5 face widths: far smaller is a misread
-        # hand (fingers on a cheek, a brush); fingertips on the lips are a touch, not a sign.
-        scale = hand.to_face["hand_scale"]
-        if scale < p["min_hand_scale"]:
-            return 0.0, f"hand implausibly small beside the face ({scale:.2f} face widths)"
-        gap = hand.to_face["mouth"]
-        lips = ramp(gap, 0.5 * p["min_mouth_gap"], p["min_mouth_gap"])
-        if lips < 1.0 and not hand.to_face.get("depth_in_front", 0.0) > p["max_depth_in_front"]:
-            return lips, f"fingertip on the lips ({gap:.2f} face widths)"
-    if len(track.frames) > 1:
-        motion = _hand_motion(track, index, hand)
-        limit = p["max_hand_motion"]
-        still = ramp(motion, 2 * limit, limit)
-        if still < 1.0:
-            return still, f"hand moving ({motion:.1f} palm lengths between samples)"
-    grown = _grown(hand.box, p["grip_margin"])
-    for seen in objects:
-        if _covered(grown, seen.box) >= p["min_grip_overlap"]:
-            return 0.0, f"hand on a {seen.label.replace('_', ' ')}"
-    return 1.0, "held still"
-
-
-def _hand_motion(track: Track, index: int, hand: HandFeatures) -> float:
-    """Palm lengths the hand moved to its nearest counterpart in the previous or next sample
-    (infinite where neither sample has a hand: a shape seen once is not a held sign)."""
-    moves = []
-    for other in (index - 1, index + 1):
-        if 0 <= other < len(track.frames):
-            for seen in track.frames[other].hands:
-                dx = seen.wrist_xy[0] - hand.wrist_xy[0]
-                dy = seen.wrist_xy[1] - hand.wrist_xy[1]
-                moves.append(float(np.hypot(dx, dy)) / max(hand.palm_size, 1e-6))
-    return min(moves) if moves else float("inf")
-
-
-def _handheld_objects(track: Track, p: dict[str, Any]) -> list[list]:
-    """Per frame: the objects (not people, not furniture-sized) the detector saw within
-    `object_window_s` of it (the detector runs about once a second)."""
-    seen = [(f.time_s, f.objects) for f in track.frames if f.objects is not None]
-    seen_s = np.array([at_s for at_s, _ in seen], dtype=float)
-    window_s = p["object_window_s"] + 1e-6
-    out = []
-    for frame in track.frames:
-        lo = int(np.searchsorted(seen_s, frame.time_s - window_s, side="left"))
-        hi = int(np.searchsorted(seen_s, frame.time_s + window_s, side="right"))
-        out.append(
-            [
-                o
-                for _, objects in seen[lo:hi]
-                for o in objects
-                if o.label != "person" and o.box[2] * o.box[3] <= p["max_object_area"]
-            ]
-        )
-    return out
-
-
-def _grown(box: list[float], margin: float) -> list[float]:
-    x, y, w, h = box
-    return [x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)]
-
-
-def _covered(box: list[float], other) -> float:
-    """Share of `box` that `other` ([x, y, w, h]) covers."""
-    x0, y0 = max(box[0], other[0]), max(box[1], other[1])
-    x1 = min(box[0] + box[2], other[0] + other[2])
-    y1 = min(box[1] + box[3], other[1] + other[3])
-    return max(0.0, x1 - x0) * max(0.0, y1 - y0) / max(box[2] * box[3], 1e-9)
 
 
 def hand_near_face(track: Track, p: dict[str, Any]) -> Scored:
