@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.perception.features import HandFeatures
+from agent.perception.features import HandFeatures, overlap
 from agent.perception.rules.common import Track, ramp
 
 
@@ -51,7 +51,7 @@ def deliberate_hand(
             )
     grown = _grown(hand.box, p["grip_margin"])
     for seen in objects:
-        if _covered(grown, seen.box) >= p["min_grip_overlap"]:
+        if overlap(seen.box, grown) >= p["min_grip_overlap"]:
             return 0.0, f"hand on a {seen.label.replace('_', ' ')}"
     return 1.0, "held still"
 
@@ -62,11 +62,15 @@ def _hand_motion(track: Track, index: int, hand: HandFeatures) -> float:
     moves = []
     for other in (index - 1, index + 1):
         if 0 <= other < len(track.frames):
-            for seen in track.frames[other].hands:
-                dx = seen.wrist_xy[0] - hand.wrist_xy[0]
-                dy = seen.wrist_xy[1] - hand.wrist_xy[1]
-                moves.append(float(np.hypot(dx, dy)) / max(hand.palm_size, 1e-6))
+            moves += [_palm_lengths(hand, seen) for seen in track.frames[other].hands]
     return min(moves) if moves else float("inf")
+
+
+def _palm_lengths(hand: HandFeatures, other: HandFeatures) -> float:
+    """How far `other`'s wrist is from `hand`'s, in `hand`'s palm lengths."""
+    dx = other.wrist_xy[0] - hand.wrist_xy[0]
+    dy = other.wrist_xy[1] - hand.wrist_xy[1]
+    return float(np.hypot(dx, dy)) / max(hand.palm_size, 1e-6)
 
 
 def _swiped_from(
@@ -93,9 +97,7 @@ def _swiped_from(
                 continue
             if _hand_motion(track, other, seen) > p["max_hand_motion"]:
                 continue  # passing through, not held there
-            dx = seen.wrist_xy[0] - hand.wrist_xy[0]
-            dy = seen.wrist_xy[1] - hand.wrist_xy[1]
-            distance = float(np.hypot(dx, dy)) / max(hand.palm_size, 1e-6)
+            distance = _palm_lengths(hand, seen)
             if distance >= p["min_swipe"]:
                 return distance, frame.time_s
     return None
@@ -133,11 +135,3 @@ def handheld_objects(track: Track, p: dict[str, Any]) -> list[list]:
 def _grown(box: list[float], margin: float) -> list[float]:
     x, y, w, h = box
     return [x - margin * w, y - margin * h, w * (1 + 2 * margin), h * (1 + 2 * margin)]
-
-
-def _covered(box: list[float], other) -> float:
-    """Share of `box` that `other` ([x, y, w, h]) covers."""
-    x0, y0 = max(box[0], other[0]), max(box[1], other[1])
-    x1 = min(box[0] + box[2], other[0] + other[2])
-    y1 = min(box[1] + box[3], other[1] + other[3])
-    return max(0.0, x1 - x0) * max(0.0, y1 - y0) / max(box[2] * box[3], 1e-9)
