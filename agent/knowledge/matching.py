@@ -161,13 +161,16 @@ def cached_vectors(
     identity = [str(getattr(embedder, "name", "")), model, content, *texts]
     key = hashlib.sha256("\n".join(identity).encode("utf-8")).hexdigest()[:24]
     path = folder / f"kb_vectors_{key}.npy"
-    if key in _PROCESS_VECTORS and not path.is_file():
-        _save(path, _PROCESS_VECTORS[key])
+    if key in _PROCESS_VECTORS:
+        if not path.is_file():
+            _save(path, _PROCESS_VECTORS[key])  # this home's next process reads it
+        return _PROCESS_VECTORS[key]
     if path.is_file():
         try:
             vectors = np.load(path)
             if vectors.ndim == 2 and vectors.shape[0] == len(texts):
-                return vectors.astype(np.float32, copy=False)
+                _PROCESS_VECTORS[key] = vectors.astype(np.float32, copy=False)
+                return _PROCESS_VECTORS[key]
             log.warning("%s has the wrong shape %s; rebuilding it", path, vectors.shape)
         except (OSError, ValueError, EOFError) as error:
             log.warning("cannot read %s (%s); rebuilding it", path, error)
@@ -177,8 +180,8 @@ def cached_vectors(
     return vectors
 
 
-# The vectors embedded in this process, by cache key: a second library home opened in the same
-# process (a test run, a server with several homes) copies them instead of embedding again.
+# The vectors embedded or read in this process, by cache key: a second library home opened in
+# the same process (a test run, a server with several homes) gets them without embedding again.
 _PROCESS_VECTORS: dict[str, np.ndarray] = {}
 
 
