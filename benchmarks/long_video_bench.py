@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "media" / "scene_pedestrians_walking_opencv_vtest.avi"
@@ -77,14 +78,22 @@ def loop_video(
 
 
 # The indexing run of one length, in a process of its own: its peak RSS is that length's alone.
+# It also notes the peak RSS so far at the end of each stretch, for the growth per hour.
 _CHILD = """
 import json, resource, sys, time
 from agent.context import Context
 from agent.indexing import index_video
 ctx = Context.from_env(home=sys.argv[2])
+peak_by_stretch = {}
+def note_peak(event):
+    if event["stage"] == "perceive" and ctx.stretch_s > 0:
+        stretch = int(event["done"] / ctx.sample_fps // ctx.stretch_s)
+        peak_by_stretch[stretch] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()
-record = index_video(sys.argv[1], ctx)
+record = index_video(sys.argv[1], ctx, progress=note_peak)
 print(json.dumps({
+    "stretch_s": ctx.stretch_s,
+    "peak_by_stretch_mb": [peak_by_stretch[k] for k in sorted(peak_by_stretch)],
     "wall_s": time.perf_counter() - started,
     "duration_s": record.duration_s,
     "clips": record.clip_count,
@@ -171,6 +180,16 @@ def kill_and_resume(video: Path, home: Path, at: float) -> dict:
     return resumed
 
 
+def growth_mb_per_hour(result: dict) -> float | None:
+    """Slope (MB per hour of video) of the peak RSS at the end of each stretch, the first
+    stretch (models loading) left out; None below three stretches to fit."""
+    peaks = result["peak_by_stretch_mb"][1:]
+    if len(peaks) < 3:
+        return None
+    hours = (np.arange(len(peaks)) + 2) * result["stretch_s"] / 3600
+    return float(np.polyfit(hours, peaks, 1)[0])
+
+
 def run_child(code: str, *args: str) -> dict:
     """Run `code` in a fresh interpreter; its last stdout line is a JSON object."""
     done = subprocess.run(
@@ -220,13 +239,23 @@ def main() -> None:
         killed = (minutes, kill_and_resume(video, home, args.kill_at))
         print(f"  {json.dumps(killed[1])}", file=sys.stderr, flush=True)
     print(f"\nLong recordings ({args.source.name} looped; {os.cpu_count()} cores)\n")
-    print("| length | index wall time | x real time | peak RSS | clips | detections | status |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| length | index wall time | x real time | peak RSS | peak growth per hour "
+        "| clips | detections | status |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for minutes, _, _, r in rows:
+        growth = growth_mb_per_hour(r)
         print(
             f"| {minutes:g} min | {r['wall_s']:.0f} s | {r['duration_s'] / r['wall_s']:.1f}x "
-            f"| {r['peak_rss_mb'] / 1024:.2f} GB | {r['clips']} | {r['detections']} "
-            f"| {r['status']} |"
+            f"| {r['peak_rss_mb'] / 1024:.2f} GB "
+            f"| {'–' if growth is None else f'{growth:+.0f} MB'} "
+            f"| {r['clips']} | {r['detections']} | {r['status']} |"
+        )
+    if rows:
+        print(
+            "\nPeak growth per hour: slope of the peak RSS at the end of each stretch "
+            "(the first left out), fitted over the stretches of that run."
         )
     if asked is not None:
         minutes, a = asked

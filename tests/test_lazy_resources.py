@@ -108,6 +108,16 @@ def test_nothing_to_do_commands_import_no_heavy_library(library, args):
         assert "already indexed" in stdout and "nothing to do" in stdout
 
 
+def test_index_force_indexes_an_indexed_video_again(library):
+    # `--force` was ignored by the CLI's own loop (only `--ray` passed it on).
+    home, video, _ = library
+    result, stdout, stderr = run_cli(home, "index", "--force", "--json", str(video))
+    assert result["code"] == 0, stderr
+    (indexed,) = json.loads(stdout)["indexed"]
+    assert indexed["reused"] is False
+    assert "mediapipe" in result["imported"]
+
+
 @pytest.mark.parametrize(
     "args",
     [["search", "someone waving"], ["ask", "{video}", "When does someone wave?"]],

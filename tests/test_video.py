@@ -284,3 +284,37 @@ def test_read_ahead_keeps_order_raises_in_place_and_decodes_one_batch_ahead():
         if batch.frame_indices[0] == 1:
             break
     assert made == [0, 1, 2]  # the one batch ahead, no more
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gesture_thumb_up_mediapipe_samples_test_video.mp4",
+        "scene_pedestrians_walking_opencv_vtest.avi",
+        "emotion_sad_cremad_1001_DFA_SAD_XX.mp4",
+    ],
+)
+def test_frames_read_forward_are_the_frames_random_access_decodes(shared_media, ctx, name):
+    import decord
+
+    from agent.video import iter_stretch
+
+    path = shared_media / name
+    reference = decord.VideoReader(str(path), ctx=decord.cpu(0))
+
+    def check(batches):
+        batches = list(batches)
+        assert batches, "no frames read"
+        for batch in batches:
+            expected = reference.get_batch(batch.frame_indices.tolist()).asnumpy()
+            assert np.array_equal(batch.frames, expected), f"{name}: frames {batch.frame_indices}"
+        return np.concatenate([b.frame_indices for b in batches])
+
+    small = ctx.replace(decode_batch=5)
+    # The 2 frames/s grid (read forward, across batches), a stretch starting mid-video, and a
+    # sparse sample whose gaps are long enough to be sought.
+    check(iter_frames(path, fps=2.0, ctx=small))
+    middle_s = float(reference.get_frame_timestamp([len(reference) // 2])[0, 0])
+    assert check(iter_stretch(path, middle_s, np.inf, small))[0] >= len(reference) // 2 - 1
+    sparse = check(iter_frames(path, num_frames=3, ctx=small))
+    assert len(sparse) == 3

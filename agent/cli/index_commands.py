@@ -102,7 +102,13 @@ def index_command(
             started = time.perf_counter()
             try:
                 record = index_video(
-                    path, ctx, vlm=vlm, perceiver=perceiver, progress=bar, index=library
+                    path,
+                    ctx,
+                    vlm=vlm,
+                    perceiver=perceiver,
+                    progress=bar,
+                    index=library,
+                    force=force,
                 )
             except BehaviorAgentError as error:
                 bar.close()

@@ -195,7 +195,7 @@ def _index(
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     existing = library.video(info.sha256)
     reason = None if force else reuse_reason(existing, settings)
-    if existing is not None and existing.status == "complete" and reason is None:
+    if not force and existing is not None and existing.status == "complete" and reason is None:
         moved_from = library.note_path(path, info.sha256)
         if moved_from:
             log.info("%s is the already indexed %s (same content); reusing it", path, moved_from)
