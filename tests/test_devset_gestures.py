@@ -7,6 +7,7 @@ from agent.api import AgentService
 from agent.context import Context
 from agent.knowledge import load_knowledge_base
 from agent.perception import Perceiver, perceive_video
+from agent.perception.runner import perceive_path
 from tests.conftest import devset_rows
 
 pytestmark = pytest.mark.slow
@@ -98,3 +99,26 @@ def test_offered_palm_is_an_open_palm_not_a_stop_sign(devset, perceiver):
     assert found, shown
     assert found[0].start_s >= float(palm["start_s"]) - 0.5, shown
     assert max(d.end_s - d.start_s for d in found) >= 2.0, shown
+
+
+def test_fist_through_a_clip_shorter_than_its_hold_is_found(devset, perceiver):
+    # A 1 s HaGRID-dynamic demo (ai-forever/dynamic_gestures, "clicks"): a fist held up at the
+    # camera, the index tapping once between two samples. A fist must be held 2 s (the devset
+    # fit), longer than the clip; a shape in every sample of footage that short is held as
+    # long as the footage shows.
+    path, rows = _gesture_clip(devset, "g10.mp4")
+    fists = [r for r in rows if r["label"] == "fist"]
+    dets = perceive_video(path, Context(), perceiver=perceiver)
+    found = [d for d in dets if d.label == "fist"]
+    assert found, [(d.label, d.start_s, d.end_s) for d in dets]
+    for event in fists:  # one fist through the clip covers both labelled fists
+        start_s, end_s = float(event["start_s"]), float(event["end_s"])
+        assert any(d.start_s < end_s and d.end_s > start_s for d in found), (event, found)
+
+
+def test_a_closer_look_at_part_of_a_clip_keeps_the_hold(devset, perceiver):
+    # The same fist seen over its first half only is a span of the video, not all of it:
+    # there the 2 s hold stands (the rest of the video may show the hand open).
+    path, _ = _gesture_clip(devset, "g10.mp4")
+    dets = perceive_path(path, Context(), perceiver=perceiver, end_s=0.5, fps=4.0)
+    assert not [d for d in dets if d.label == "fist"], dets
