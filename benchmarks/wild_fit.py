@@ -55,6 +55,7 @@ def _spans(session, record, scored_class, min_score: float, min_duration_s: floa
         min_duration_s=0.0 if record["still"] else min_duration_s,
         merge_gap_s=params["merge_gap_s"],
         step_s=session._step_s(),
+        whole_footage=session.whole_footage,
     )
     if record["still"]:
         return [(0.0, 0.0) for _ in found]

@@ -50,9 +50,18 @@ def test_a_hand_moving_through_the_shape_is_no_sign():
 
 def test_a_hand_gripping_a_cup_is_no_sign():
     cup = SeenObject("cup", 0.6, (0.45, 0.42, 0.1, 0.2))
-    scores = _scores([_fist(0.5), _fist(0.5), _fist(0.5)], objects=[cup])
-    # The detector saw the cup at 0 s: the frames within 0.6 s are grips, the one at 1 s is not.
-    assert scores[0] == scores[1] == 0.0 and scores[2] > 0.9
+    scores = _scores([_fist(0.5)] * 4, objects=[cup])
+    # The detector saw the cup at 0 s: the frames within 0.6 s are grips, those at 1 s and
+    # 1.5 s are not (two samples: a sign is held in two at least).
+    assert scores[0] == scores[1] == 0.0 and np.all(scores[2:] > 0.9)
+
+
+def test_a_shape_in_one_sample_only_is_a_glimpse_not_a_sign():
+    # The hand stays where it is but opens after one sample: a fist glimpsed in passing.
+    opened = _fist(0.5)
+    opened.extension = dict.fromkeys(FINGERS, 1.0)
+    assert np.all(_scores([_fist(0.5), opened, opened]) == 0.0)
+    assert np.all(_scores([_fist(0.5), _fist(0.5), opened])[:2] > 0.9)
 
 
 def test_a_still_shows_its_sign_without_neighbours():

@@ -129,6 +129,20 @@ def test_hysteresis_and_segments():
     assert [(s, e) for _, _, s, e in long_only] == [(0.5, 2.0)]
 
 
+def test_a_run_through_footage_shorter_than_the_hold_is_kept():
+    times, held = np.array([0.0, 0.5]), np.array([0.9, 0.8])
+    options = {"on": 0.5, "off": 0.4, "min_duration_s": 2.0, "merge_gap_s": 0.0, "step_s": 0.5}
+    assert segments(times, held, **options) == []  # a span of a video: the hold stands
+    assert segments(times, held, whole_footage=True, **options) == [(0, 1, 0.0, 1.0)]
+    # Not through every sample, or a single sample: the hold stands.
+    assert segments(times, np.array([0.9, 0.1]), whole_footage=True, **options) == []
+    assert segments(times[:1], held[:1], whole_footage=True, **options) == []
+    # Footage longer than the hold needs no exemption; a short run in it is still dropped.
+    long_s = np.arange(8) * 0.5
+    short = np.array([0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    assert segments(long_s, short, whole_footage=True, **options) == []
+
+
 def test_exclusive_keeps_best_label_per_frame():
     out = exclusive({"a": np.array([0.9, 0.2, np.nan]), "b": np.array([0.6, 0.7, 0.5])})
     assert out["a"].tolist()[:2] == [0.9, 0.0] and out["b"].tolist() == [0.0, 0.7, 0.5]

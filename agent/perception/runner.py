@@ -163,6 +163,8 @@ def perceive_path(
         info = info or probe(path, ctx)
         run_ctx = ctx.replace(sample_fps=fps)
         span_end_s = info.duration_s if end_s is None else min(end_s, info.duration_s)
+        if start_s > 0.0 or span_end_s < info.duration_s:
+            options["session_factory"] = _part_of(session_factory)
         return run_perception(
             read_ahead(iter_frames(path, start_s, end_s, fps=run_ctx.sample_fps, ctx=run_ctx)),
             active,
@@ -172,6 +174,19 @@ def perceive_path(
             total_frames=math.ceil(max(0.0, span_end_s - start_s) * run_ctx.sample_fps),
             **options,
         )
+
+
+def _part_of(session_factory: Callable[..., Any] | None) -> Callable[..., Any]:
+    """A session factory whose sessions know they see a span of a video, not all of it."""
+    if session_factory is None:
+        from agent.perception.session import PerceptionSession as session_factory
+
+    def make(*args, **options):
+        session = session_factory(*args, **options)
+        session.whole_footage = False
+        return session
+
+    return make
 
 
 def perceive_video(

@@ -55,6 +55,9 @@ class PerceptionSession:
         self.perceiver = perceiver
         self.kb = kb if kb is not None else _default_kb(self.ctx)
         self.still = still
+        # Whether the frames are a whole video from its start (a closer look at a span of it
+        # is not): a shape through all of footage shorter than its hold is kept (`segments`).
+        self.whole_footage = True
         self.frames: list[FrameFeatures] = []
         self._previous_grey: np.ndarray | None = None
         self.seconds_in_mediapipe = 0.0
@@ -298,6 +301,7 @@ class PerceptionSession:
             min_duration_s=0.0 if self.still else params["min_duration_s"],
             merge_gap_s=params["merge_gap_s"],
             step_s=track.step_s,
+            whole_footage=self.whole_footage,
         )
         out = []
         for first, last, start_s, end_s in found:

@@ -47,12 +47,18 @@ def segments(
     min_duration_s: float,
     merge_gap_s: float,
     step_s: float,
+    whole_footage: bool = False,
 ) -> list[tuple[int, int, float, float]]:
     """(first, last, start_s, end_s) of each detection.
 
     A sampled frame stands for `step_s` seconds from its timestamp. Runs separated by less
     than `merge_gap_s` are merged; runs shorter than `min_duration_s` are dropped after
     merging (a gesture interrupted by one missed frame is one gesture).
+
+    With `whole_footage` (the samples are a whole video from its start), a run through every
+    sample of footage shorter than `min_duration_s` is kept: the hold asked for is longer
+    than the footage, and a shape seen from its first sample to its last (two at least) is
+    held as long as the footage shows.
     """
     times_s = np.asarray(times_s, dtype=float)
     spans = [
@@ -65,10 +71,12 @@ def segments(
             merged[-1][1], merged[-1][3] = span[1], span[3]
         else:
             merged.append(span)
+    whole = whole_footage and len(times_s) > 1 and float(times_s[0]) < step_s
     return [
         (first, last, start_s, end_s)
         for first, last, start_s, end_s in merged
         if end_s - start_s >= min_duration_s - 1e-9
+        or (whole and first == 0 and last == len(times_s) - 1)
     ]
 
 

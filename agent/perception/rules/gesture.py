@@ -85,6 +85,11 @@ def hand_shape_score(hand: HandFeatures, p: dict[str, Any]) -> tuple[float, str]
         parts[f"index and middle apart {hand.index_middle_deg:.0f} deg"] = ramp(
             hand.index_middle_deg, need - p["angle_margin_deg"] / 3, need
         )
+    if "max_index_middle_deg" in p:
+        limit = p["max_index_middle_deg"]
+        parts[f"index beside the middle finger ({hand.index_middle_deg:.0f} deg)"] = ramp(
+            hand.index_middle_deg, limit + p["angle_margin_deg"], limit
+        )
     if p.get("touching"):
         limit = p["max_touch_distance"]
         parts[f"thumb and index tips touch ({hand.thumb_index_gap:.2f} palm)"] = ramp(
@@ -129,7 +134,25 @@ def hand_sign(track: Track, p: dict[str, Any]) -> Scored:
         gate, why = deliberate_hand(track, index, hand, held[index], p)
         return min(shape, gate), f"{cue}; {why}" if why else cue
 
-    return _per_hand(track, score)
+    out = _per_hand(track, score)
+    if len(track.frames) > 1:
+        out.scores = _held_over(out.scores, p["held_samples"])
+    return out
+
+
+def _held_over(scores: np.ndarray, samples: int) -> np.ndarray:
+    """Each score capped by the best run of `samples` consecutive samples through it (the
+    weakest in that run): a shape seen in one sample and gone in the next is a glimpse of a
+    moving hand, not a sign held (NaN, not seen, holds nothing)."""
+    n = len(scores)
+    if samples <= 1 or n == 0:
+        return scores
+    filled = np.where(np.isnan(scores), 0.0, scores)
+    best = np.zeros(n)
+    for start in range(max(n - samples + 1, 1)):
+        window = slice(start, start + samples)
+        best[window] = np.maximum(best[window], filled[window].min())
+    return np.where(np.isnan(scores), scores, np.minimum(scores, best))
 
 
 def hand_near_face(track: Track, p: dict[str, Any]) -> Scored:
