@@ -430,10 +430,10 @@ def _decode_in_order(
     """The frames at increasing `indices`, in batches of `batch_size`, read forward.
 
     A frame is reached by decoding the ones before it without converting them (decord's
-    `skip_frames`), not by `get_batch`, which seeks back to a keyframe for every batch and
-    then decodes ahead on its own thread: at 2 frames/s of a 720p video that is 27 instead of
-    48 ms of CPU per sampled frame. The frames are the same (checked on the shared media and
-    the devset). A gap longer than `_SEEK_BEYOND_FRAMES` (a sparse sample) is sought.
+    `skip_frames`), not by `get_batch`, which converts every frame it decodes: at 2 frames/s
+    of a 720p video that is 37 instead of 45 ms of CPU per sampled frame. The frames are the
+    same (checked on the shared media and the devset). A gap longer than
+    `_SEEK_BEYOND_FRAMES` (a sparse sample) is sought, as is each batch's first frame.
     """
     import decord
 
