@@ -194,8 +194,9 @@ def _index(
     info = probe(path, ctx)
     report("probe", 1, 1, f"{path.name}: {info.duration_s:.1f} s, {info.width}x{info.height}")
     existing = library.video(info.sha256)
-    reason = None if force else reuse_reason(existing, settings)
-    if not force and existing is not None and existing.status == "complete" and reason is None:
+    # None only for a complete video indexed with these settings (see `reuse_reason`).
+    reason = "forced" if force else reuse_reason(existing, settings)
+    if reason is None:
         moved_from = library.note_path(path, info.sha256)
         if moved_from:
             log.info("%s is the already indexed %s (same content); reusing it", path, moved_from)
@@ -203,9 +204,8 @@ def _index(
         record = library.video(info.sha256)
         return record.model_copy(update={"reused": True})
     if existing is not None:
-        why = "forced" if force else reason
-        log.warning("re-indexing %s: %s", path.name, why)
-        report("probe", 1, 1, f"re-indexing {path.name}: {why}")
+        log.warning("re-indexing %s: %s", path.name, reason)
+        report("probe", 1, 1, f"re-indexing {path.name}: {reason}")
     # Models load now, not after a long perception pass: a model that cannot load fails fast.
     ensure_loaded(embedder)
     ensure_loaded(visual_embedder)
