@@ -454,13 +454,17 @@ def _decode_in_order(
             if frames is None:  # filled in place: a batch of 720p frames is ~44 MB
                 frames = np.empty((len(chunk), *frame.shape), dtype=frame.dtype)
             frames[slot] = frame
-        # decord's decoder thread goes on decoding and converting the frames after the last
-        # one read into memory, without bound, while the caller works (dmlc/decord#197, #208):
-        # gigabytes on a long video, and a core taken from perception. A seek stops it; the
-        # next batch seeks back to its first frame.
-        reader.seek(0)
-        position = None
+        _stop_decoding_ahead(reader)
+        position = None  # the next batch seeks back to its first frame
         yield FrameBatch(frames, chunk, starts[chunk])
+
+
+def _stop_decoding_ahead(reader) -> None:
+    """Stop decord's decoder thread, which otherwise goes on decoding and converting the
+    frames after the last one read into memory, without bound, while the caller works
+    (dmlc/decord#197, #208): gigabytes on a long video, and a core taken from perception. A
+    seek stops it; the next read seeks anyway."""
+    reader.seek(0)
 
 
 def _corrupt(path: Path, index, error: BaseException) -> VideoError:
@@ -475,10 +479,7 @@ def _decode(reader, indices: list[int], path: Path) -> np.ndarray:
 
     try:
         frames = reader.get_batch(indices).asnumpy()
-        # decord's decoder thread goes on decoding the frames after the batch into memory
-        # until the end of the file (dmlc/decord#197, #208): gigabytes on a long video, and a
-        # core taken from perception. A seek stops it; the next batch seeks anyway.
-        reader.seek(0)
+        _stop_decoding_ahead(reader)
         return frames
     except (RuntimeError, decord.DECORDError) as error:
         raise _corrupt(path, indices[0] if indices else "?", error) from None
